@@ -1,0 +1,1 @@
+"""Airflow-free Braze REST API layer: instances, limits, payload rules, responses, errors."""
