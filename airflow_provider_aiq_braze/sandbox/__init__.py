@@ -1,0 +1,28 @@
+"""A local, strict emulator of the Braze REST endpoints this provider uses.
+
+Start it with ``python -m airflow_provider_aiq_braze.sandbox --port 0 --api-key KEY``, in-process
+with :class:`BrazeSandbox`, or in tests with the ``braze_sandbox`` fixture
+(:mod:`airflow_provider_aiq_braze.sandbox.pytest_plugin`). See ``docs/sandbox.md``.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_aiq_braze.sandbox.config import (
+    FaultConfig,
+    SandboxConfig,
+    build_config,
+    parse_api_key,
+    parse_rate,
+)
+from airflow_provider_aiq_braze.sandbox.server import BrazeSandbox
+from airflow_provider_aiq_braze.sandbox.state import SandboxState
+
+__all__ = [
+    "BrazeSandbox",
+    "FaultConfig",
+    "SandboxConfig",
+    "SandboxState",
+    "build_config",
+    "parse_api_key",
+    "parse_rate",
+]

@@ -1,0 +1,183 @@
+"""The command line: ``python -m airflow_provider_aiq_braze.sandbox``."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from airflow_provider_aiq_braze.sandbox.__main__ import build_parser, config_from_args, main
+
+KEY = "sk-CLI-test-key-0001"
+
+
+def _start(*args: str, port_file: Path) -> subprocess.Popen[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "airflow_provider_aiq_braze.sandbox",
+        "--port",
+        "0",
+        "--port-file",
+        str(port_file),
+        *args,
+    ]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_port(process: subprocess.Popen[str], port_file: Path) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if port_file.exists():
+            return int(port_file.read_text())
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    raise AssertionError("the sandbox did not start")
+
+
+def test_help_lists_every_flag():
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_aiq_braze.sandbox", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for flag in (
+        "--host",
+        "--port",
+        "--api-key",
+        "--object-count-rule",
+        "--latency-ms",
+        "--jitter-ms",
+        "--error-rate",
+        "--reset-rate",
+        "--drop-after-process-rate",
+        "--seed",
+        "--users-track-rate",
+        "--messaging-rate",
+        "--journal",
+        "--properties-max-bytes",
+        "--port-file",
+        "--verbose",
+    ):
+        assert flag in result.stdout
+
+
+def test_cli_serves_and_stops_cleanly_on_sigterm(tmp_path):
+    port_file = tmp_path / "port"
+    process = _start(
+        "--api-key", KEY, "--api-key", "sk-limited:users.export.ids", "--verbose", port_file=port_file
+    )
+    try:
+        port = _wait_for_port(process, port_file)
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == f"Braze sandbox listening on http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        ok = requests.post(
+            f"{base}/users/track",
+            json={"attributes": [{"external_id": "u1", "a": 1}]},
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=10,
+        )
+        assert ok.status_code == 201
+        limited = requests.post(
+            f"{base}/users/track",
+            json={"attributes": []},
+            headers={"Authorization": "Bearer sk-limited"},
+            timeout=10,
+        )
+        assert limited.status_code == 403
+        stats = requests.get(f"{base}/_sandbox/stats", timeout=10).json()
+        assert stats["data_points"] == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "/users/track" in stderr  # --verbose logs request lines ...
+    assert KEY not in stderr  # ... never the Authorization header
+
+
+def test_cli_sigint_also_stops(tmp_path):
+    port_file = tmp_path / "port"
+    process = _start("--api-key", KEY, port_file=port_file)
+    _wait_for_port(process, port_file)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    assert process.returncode == 0
+
+
+def test_main_requires_an_api_key(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--port", "0"])
+    assert exit_.value.code == 2
+    assert "--api-key" in capsys.readouterr().err
+
+
+def test_flags_map_onto_the_config(tmp_path):
+    args = build_parser().parse_args(
+        [
+            "--api-key",
+            "k1",
+            "--api-key",
+            "k2:users.track,campaigns.list",
+            "--object-count-rule",
+            "combined-50",
+            "--latency-ms",
+            "5",
+            "--jitter-ms",
+            "2",
+            "--error-rate",
+            "0.1",
+            "--reset-rate",
+            "0.2",
+            "--drop-after-process-rate",
+            "0.05",
+            "--seed",
+            "7",
+            "--users-track-rate",
+            "10/1",
+            "--messaging-rate",
+            "5/60",
+            "--journal",
+            str(tmp_path / "j.jsonl"),
+            "--properties-max-bytes",
+            "1000",
+            "--fault-endpoint",
+            "/users/track",
+        ]
+    )
+    config = config_from_args(args)
+    assert config.api_keys == {"k1": None, "k2": frozenset({"users.track", "campaigns.list"})}
+    assert config.object_count_rule.value == "combined-50"
+    assert (config.faults.latency_ms, config.faults.jitter_ms) == (5, 2)
+    assert (config.faults.error_rate, config.faults.reset_rate, config.faults.drop_after_process_rate) == (
+        0.1,
+        0.2,
+        0.05,
+    )
+    assert config.faults.endpoints == ("/users/track",)
+    assert config.seed == 7
+    assert (config.users_track_rate.requests, config.users_track_rate.per_seconds) == (10, 1.0)
+    assert (config.messaging_rate.requests, config.messaging_rate.per_seconds) == (5, 60.0)
+    assert config.properties_max_bytes == 1000
+    assert config.journal == tmp_path / "j.jsonl"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--api-key", "k:no.such.permission"],
+        ["--api-key", "k", "--error-rate", "2"],
+        ["--api-key", "k", "--users-track-rate", "fast"],
+    ],
+)
+def test_invalid_flag_values_are_usage_errors(argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
