@@ -1,0 +1,1 @@
+"""Row contracts: what a staged row must look like and how it becomes a Braze object."""

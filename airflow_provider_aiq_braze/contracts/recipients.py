@@ -1,0 +1,144 @@
+"""The campaign recipients contract: one staged row per recipient of an API-triggered campaign."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_aiq_braze.braze.limits import EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE
+from airflow_provider_aiq_braze.braze.rules import RESERVED_ATTRIBUTE_NAMES, name_problem, properties_problem
+from airflow_provider_aiq_braze.contracts.common import (
+    ContractError,
+    check_identifier_preference,
+    pick_identifier,
+    properties_from_row,
+    text_or_none,
+)
+
+#: The key of each identifier kind in a recipient object. Braze's endpoint page names only
+#: ``external_user_id``; its recipients-object page also lists ``braze_id``.
+RECIPIENT_KEYS = {"external_id": "external_user_id", "braze_id": "braze_id"}
+
+
+@dataclass
+class RecipientContract:
+    """Column names and rules for staged campaign recipients.
+
+    :param external_id_column: the ``external_id`` column (sent as ``external_user_id``).
+    :param braze_id_column: the ``braze_id`` column.
+    :param campaign_id_column: a column naming each row's campaign (optional).
+    :param campaign_id: the campaign when the file has no campaign column.
+    :param trigger_properties_column: a column holding a JSON object of trigger properties.
+    :param property_columns: the columns that become trigger properties (default: every column
+        not used otherwise).
+    :param attribute_columns: columns applied to the recipient's profile before the send.
+    :param identifier_preference: which identifier to send when a row has both.
+    :param send_to_existing_only: only message users who already exist in Braze.
+    :param properties_max_bytes: the largest serialized trigger properties object.
+    """
+
+    external_id_column: str = "external_id"
+    braze_id_column: str = "braze_id"
+    campaign_id_column: str | None = "campaign_id"
+    campaign_id: str | None = None
+    trigger_properties_column: str | None = "trigger_properties"
+    property_columns: Sequence[str] | None = None
+    attribute_columns: Sequence[str] = ()
+    identifier_preference: Sequence[str] = ("external_id", "braze_id")
+    send_to_existing_only: bool = True
+    properties_max_bytes: int = EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE
+    _excluded: frozenset[str] = field(init=False, repr=False)
+    _id_columns: dict[str, str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.identifier_preference = check_identifier_preference(self.identifier_preference)
+        if not self.send_to_existing_only and not self.attribute_columns:
+            raise ContractError(
+                "send_to_existing_only=False needs attribute_columns: Braze creates a missing user only "
+                "from the attributes sent with the recipient"
+            )
+        for column in self.attribute_columns:
+            problem = name_problem(column, what="attribute", reserved=RESERVED_ATTRIBUTE_NAMES)
+            if problem:
+                raise ContractError(f"attribute_columns: {problem}")
+        self._id_columns = {"external_id": self.external_id_column, "braze_id": self.braze_id_column}
+        self._excluded = frozenset(
+            c
+            for c in (
+                self.external_id_column,
+                self.braze_id_column,
+                self.campaign_id_column,
+                self.trigger_properties_column,
+                *self.attribute_columns,
+            )
+            if c
+        )
+
+    @property
+    def identifier_columns(self) -> list[str]:
+        """At least one of these columns must exist."""
+        return [self._id_columns[kind] for kind in self.identifier_preference]
+
+    def campaign_of(self, data: Mapping[str, Any]) -> str | None:
+        """The campaign a row belongs to: its campaign column, else the operator's ``campaign_id``.
+
+        :param data: the row.
+        """
+        if self.campaign_id_column:
+            value = text_or_none(data.get(self.campaign_id_column))
+            if value is not None:
+                return value
+        return self.campaign_id
+
+    def to_recipient(self, data: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | str:
+        """Map one row to ``(campaign_id, recipient object)``.
+
+        :param data: the row.
+        :return: the campaign and recipient, or the reason the row is rejected.
+        """
+        campaign = self.campaign_of(data)
+        if campaign is None:
+            return "no campaign: the row has no campaign_id and the operator was given none"
+        identifier = pick_identifier(data, self.identifier_preference, self._id_columns)
+        if isinstance(identifier, str):
+            return identifier
+        recipient: dict[str, Any] = {RECIPIENT_KEYS[identifier[0]]: identifier[1]}
+        properties = properties_from_row(
+            data,
+            json_column=self.trigger_properties_column,
+            columns=self.property_columns,
+            excluded=self._excluded,
+        )
+        if isinstance(properties, tuple):
+            return properties[0]
+        if properties:
+            problem = properties_problem(
+                properties, max_bytes=self.properties_max_bytes, reserved=frozenset(), what="trigger property"
+            )
+            if problem:
+                return problem
+            recipient["trigger_properties"] = properties
+        if self.attribute_columns:
+            attributes = {c: data.get(c) for c in self.attribute_columns if data.get(c) not in (None, "")}
+            problem = properties_problem(
+                attributes, max_bytes=self.properties_max_bytes, reserved=frozenset(), what="attribute"
+            )
+            if problem:
+                return problem
+            if attributes:
+                recipient["attributes"] = attributes
+        if not self.send_to_existing_only:
+            recipient["send_to_existing_only"] = False
+        return campaign, recipient
+
+    def recipient_key(self, campaign: str, recipient: Mapping[str, Any]) -> str:
+        """What makes two rows the same recipient of the same campaign.
+
+        :param campaign: the campaign id.
+        :param recipient: the recipient object.
+        """
+        for key in ("external_user_id", "braze_id"):
+            if key in recipient:
+                return f"{campaign}\x00{key}\x00{recipient[key]}"
+        raise ValueError("recipient without identifier")

@@ -1,0 +1,1 @@
+"""The delivery engine shared by every operator: batch, send, record, account."""

@@ -1,0 +1,125 @@
+"""Cut deliverables into request bodies within Braze's object and byte limits.
+
+Batches are deterministic: the same records in the same order always give the same bodies,
+which is what lets the ledger recognise a batch that was already delivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from airflow_provider_aiq_braze.delivery.records import Deliverable
+from airflow_provider_aiq_braze.delivery.storage import dumps
+
+
+@dataclass(frozen=True)
+class BodyTemplate:
+    """The JSON around the array of objects in a request body.
+
+    ``prefix + ",".join(objects) + suffix`` is the body: for ``/users/track`` events the prefix
+    is ``{"events":[`` and the suffix ``]}``.
+
+    :param prefix: JSON text before the first object.
+    :param suffix: JSON text after the last object.
+    """
+
+    prefix: str
+    suffix: str
+
+    @property
+    def overhead(self) -> int:
+        """Bytes of the body that are not objects."""
+        return len(self.prefix.encode()) + len(self.suffix.encode())
+
+
+@dataclass
+class Batch:
+    """One request: its objects, its body and where each object came from.
+
+    :param seq: position of the batch in this run (0-based), for logs and the ledger.
+    :param group: the group all its objects belong to.
+    :param items: the deliverables, in body order.
+    :param body: the exact request body.
+    """
+
+    seq: int
+    group: str
+    items: list[Deliverable]
+    body: bytes
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.digest = hashlib.sha256(self.body).hexdigest()
+
+    @property
+    def rows(self) -> int:
+        """Input rows this batch accounts for."""
+        return sum(item.rows for item in self.items)
+
+
+class OversizedObjectError(ValueError):
+    """A single object does not fit in one request."""
+
+
+class Batcher:
+    """Accumulate deliverables per group and emit full batches.
+
+    :param template_for: the body template of a group.
+    :param max_objects: the most objects per request.
+    :param max_bytes: the largest request body.
+    """
+
+    def __init__(
+        self, template_for: Callable[[str], BodyTemplate], *, max_objects: int, max_bytes: int
+    ) -> None:
+        self._template_for = template_for
+        self._max_objects = max_objects
+        self._max_bytes = max_bytes
+        self._open: dict[str, tuple[BodyTemplate, list[Deliverable], list[str], int]] = {}
+        self._seq = 0
+
+    def add(self, item: Deliverable) -> Iterator[Batch]:
+        """Add one deliverable; yields a batch when one becomes full.
+
+        :param item: the deliverable.
+        :raises OversizedObjectError: when the object alone is larger than a request may be.
+        """
+        text = dumps(item.obj)
+        size = len(text.encode())
+        entry = self._open.get(item.group)
+        if entry is None:
+            template = self._template_for(item.group)
+            entry = (template, [], [], template.overhead)
+            self._open[item.group] = entry
+        template, items, texts, used = entry
+        if template.overhead + size > self._max_bytes:
+            raise OversizedObjectError(
+                f"object of {size} bytes does not fit in one request of at most {self._max_bytes} bytes"
+            )
+        separator = 1 if items else 0
+        if items and used + separator + size > self._max_bytes:
+            yield self._close(item.group)
+            template, items, texts, used = self._open.setdefault(
+                item.group, (template, [], [], template.overhead)
+            )
+            separator = 0
+        items.append(item)
+        texts.append(text)
+        self._open[item.group] = (template, items, texts, used + separator + size)
+        if len(items) >= self._max_objects:
+            yield self._close(item.group)
+
+    def flush(self) -> Iterator[Batch]:
+        """Emit every partly filled batch, in the order their groups first appeared."""
+        for group in list(self._open):
+            if self._open[group][1]:
+                yield self._close(group)
+
+    def _close(self, group: str) -> Batch:
+        template, items, texts, _ = self._open.pop(group)
+        body = (template.prefix + ",".join(texts) + template.suffix).encode()
+        batch = Batch(seq=self._seq, group=group, items=items, body=body)
+        self._seq += 1
+        return batch

@@ -1,0 +1,131 @@
+"""Event export benchmarks (issue: 25,000 events/s at 50 ms; ≤ 10 µs/row overhead; ≤ 300 MB RSS).
+
+    python bench/events_export.py throughput --rows 1000000 --latency-ms 50
+    python bench/events_export.py overhead --rows 1000000
+    python bench/events_export.py memory --rows 5000000
+
+``throughput`` sends to the sandbox (in its own process, Braze's default rate limit of 3,000
+requests per 3 s) through the operator. ``overhead`` runs read + validate + serialize + batch with
+a sender that answers at once (no network). ``memory`` streams a gzip CSV through the same null
+sender and reports peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from _common import SandboxProcess, fake_context, peak_rss_mb, write_events_csv
+
+from airflow_provider_aiq_braze.braze.responses import BrazeResponse, Outcome
+from airflow_provider_aiq_braze.contracts.events import EventContract
+from airflow_provider_aiq_braze.delivery.engine import DeliveryEngine
+from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected
+from airflow_provider_aiq_braze.delivery.storage import JsonlWriter, storage_path
+from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator
+from airflow_provider_aiq_braze.operators.events import BrazeEventExportOperator
+from airflow_provider_aiq_braze.staging import locate, read_rows
+
+
+class NullSender:
+    """Accepts every body at once: measures everything but the network."""
+
+    retries = 0
+
+    def post(self, endpoint: str, body: bytes, *, safe_to_retry: bool = False) -> BrazeResponse:
+        """Answer like Braze would, instantly."""
+        return BrazeResponse(
+            endpoint=endpoint, outcome=Outcome.ACCEPTED, status=201, body={"message": "success"}
+        )
+
+
+def run_null(path: Path, work: Path) -> tuple[int, float]:
+    """Read, validate, serialize and batch every row of ``path``; send to :class:`NullSender`."""
+    contract = EventContract()
+    log = logging.getLogger("bench")
+
+    def records() -> Iterator[Record]:
+        for file in locate(str(path)):
+            for row in read_rows(file, required_columns=contract.required_columns):
+                if row.data is None:
+                    yield Rejected(row.file, row.row_number, row.error or "", row.raw)
+                    continue
+                event = contract.to_event(row.data)
+                if isinstance(event, str):
+                    yield Rejected(row.file, row.row_number, event, row.data)
+                else:
+                    yield Deliverable(row.file, row.row_number, event, raw=row.data)
+
+    spec = BrazeDeliveryOperator.users_track_spec("events", 75, safe_to_retry=False)
+    engine = DeliveryEngine(
+        spec,
+        sender=NullSender(),
+        ledger=None,
+        rejects=JsonlWriter(storage_path(work / "rejects.jsonl")),
+        log=log,
+        max_workers=1,
+    )
+    started = time.perf_counter()
+    counts = engine.run(records())
+    return counts.rows_read, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", choices=["throughput", "overhead", "memory"])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--workers", type=int, default=32)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp:
+        work = Path(tmp)
+        if args.mode == "throughput":
+            source = write_events_csv(work / "events.csv", args.rows)
+            sandbox = SandboxProcess("--latency-ms", str(args.latency_ms))
+            try:
+                sandbox.use_as_default_connection()
+                op = BrazeEventExportOperator(
+                    task_id="events",
+                    source=str(source),
+                    state_path=str(work / "state"),
+                    max_workers=args.workers,
+                )
+                started = time.perf_counter()
+                result = op.execute(fake_context("events"))  # type: ignore[arg-type]
+                elapsed = time.perf_counter() - started
+                received = sandbox.stats()["counters"]["events_recorded"]
+            finally:
+                sandbox.stop()
+            print(f"rows: {result['rows_read']:,}  sent: {result['sent']:,}  sandbox recorded: {received:,}")
+            print(
+                f"requests: {result['requests']:,}  retries: {result['retries']}  "
+                f"latency: {args.latency_ms} ms  workers: {args.workers}"
+            )
+            print(f"elapsed: {elapsed:.1f} s  throughput: {result['sent'] / elapsed:,.0f} events/s")
+            print(f"peak RSS: {peak_rss_mb():.0f} MiB")
+        elif args.mode == "overhead":
+            source = write_events_csv(work / "events.csv", args.rows)
+            rows, elapsed = run_null(source, work)
+            print(
+                f"rows: {rows:,}  elapsed: {elapsed:.2f} s  overhead: {elapsed / rows * 1e6:.2f} µs/row "
+                "(read + validate + serialize + batch, null sender)"
+            )
+        else:
+            source = write_events_csv(work / "events.csv.gz", args.rows, gz=True)
+            before = peak_rss_mb()
+            rows, elapsed = run_null(source, work)
+            print(
+                f"rows: {rows:,} (.csv.gz, {source.stat().st_size / 2**20:.0f} MiB)  elapsed: {elapsed:.1f} s"
+            )
+            print(f"peak RSS: {peak_rss_mb():.0f} MiB (before reading: {before:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
