@@ -1,0 +1,231 @@
+"""``BrazeCampaignTriggerOperator``: send an API-triggered campaign to a staged segment."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_provider_aiq_braze.braze.limits import MAX_REQUEST_BYTES, TRIGGER_MAX_RECIPIENTS
+from airflow_provider_aiq_braze.braze.rules import properties_problem
+from airflow_provider_aiq_braze.contracts.common import ContractError
+from airflow_provider_aiq_braze.contracts.recipients import RecipientContract
+from airflow_provider_aiq_braze.delivery.batching import Batch, BodyTemplate
+from airflow_provider_aiq_braze.delivery.engine import DeliveryEngine, RequestSpec
+from airflow_provider_aiq_braze.delivery.paths import RunPaths
+from airflow_provider_aiq_braze.delivery.progress import Progress
+from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped
+from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
+from airflow_provider_aiq_braze.delivery.storage import dumps
+from airflow_provider_aiq_braze.hooks.braze import BrazeHook
+from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator
+from airflow_provider_aiq_braze.staging import StagedFile
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class BrazeCampaignTriggerOperator(BrazeDeliveryOperator):
+    """Trigger an API-triggered campaign for every recipient of a staged segment, at most once.
+
+    Every argument of :class:`~airflow_provider_aiq_braze.operators.base.BrazeDeliveryOperator`
+    applies, with ``batch_size`` at most 50 (Braze's recipients per request), plus:
+
+    :param campaign_id: the campaign, when the file has no campaign column (templated).
+    :param trigger_properties: properties for every recipient; a recipient's own override them (templated).
+    :param send_id: a ``send_id`` to group the sends in Braze's analytics (templated).
+    :param create_send_id: obtain a ``send_id`` per campaign from ``/sends/id/create`` (Braze allows
+        100 per day); the id is kept with the ledger so a retry reuses it.
+    :param send_to_existing_only: only message users who already exist (Braze's default).
+    :param attribute_columns: columns applied to the recipient's profile before the send.
+    :param external_id_column: the ``external_id`` column (sent as ``external_user_id``).
+    :param braze_id_column: the ``braze_id`` column.
+    :param campaign_id_column: the column naming each row's campaign.
+    :param trigger_properties_column: a column holding a JSON object of trigger properties.
+    :param property_columns: the columns that become trigger properties (default: every other column).
+    :param identifier_preference: which identifier to send when a row has both.
+    """
+
+    template_fields: Sequence[str] = (
+        *BrazeDeliveryOperator.template_fields,
+        "campaign_id",
+        "trigger_properties",
+        "send_id",
+    )
+    kind: ClassVar[str] = "campaigns"
+    max_batch_size: ClassVar[int] = TRIGGER_MAX_RECIPIENTS
+
+    def __init__(
+        self,
+        *,
+        campaign_id: str | None = None,
+        trigger_properties: Mapping[str, Any] | None = None,
+        send_id: str | None = None,
+        create_send_id: bool = False,
+        send_to_existing_only: bool = True,
+        attribute_columns: Sequence[str] = (),
+        external_id_column: str = "external_id",
+        braze_id_column: str = "braze_id",
+        campaign_id_column: str | None = "campaign_id",
+        trigger_properties_column: str | None = "trigger_properties",
+        property_columns: Sequence[str] | None = None,
+        identifier_preference: Sequence[str] = ("external_id", "braze_id"),
+        batch_size: int = TRIGGER_MAX_RECIPIENTS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(batch_size=batch_size, **kwargs)
+        if send_id and create_send_id:
+            raise ValueError("give either send_id or create_send_id=True, not both")
+        self.campaign_id = campaign_id
+        self.trigger_properties = trigger_properties
+        self.send_id = send_id
+        self.create_send_id = create_send_id
+        self.send_to_existing_only = send_to_existing_only
+        self.attribute_columns = attribute_columns
+        self.external_id_column = external_id_column
+        self.braze_id_column = braze_id_column
+        self.campaign_id_column = campaign_id_column
+        self.trigger_properties_column = trigger_properties_column
+        self.property_columns = property_columns
+        self.identifier_preference = identifier_preference
+        self._hook: BrazeHook | None = None
+        self._send_ids: dict[str, str | None] = {}
+        self._send_ids_path: Any = None
+        self._campaigns: dict[str, dict[str, Any]] = {}
+
+    # -- engine hooks ------------------------------------------------------------------------
+
+    def prepare(self, hook: BrazeHook | None, context: Context, paths: RunPaths) -> None:
+        """Check the templated arguments; keep the hook and the remembered send ids.
+
+        :param hook: the Braze hook, ``None`` in a dry run.
+        :param context: the task context.
+        :param paths: the run's files.
+        """
+        self._hook = hook
+        self._campaigns = {}
+        self.contract = RecipientContract(
+            external_id_column=self.external_id_column,
+            braze_id_column=self.braze_id_column,
+            campaign_id_column=self.campaign_id_column,
+            campaign_id=self.campaign_id or None,
+            trigger_properties_column=self.trigger_properties_column,
+            property_columns=self.property_columns,
+            attribute_columns=self.attribute_columns,
+            identifier_preference=self.identifier_preference,
+            send_to_existing_only=self.send_to_existing_only,
+        )
+        top = self._top_level_properties()
+        if top:
+            problem = properties_problem(
+                top,
+                max_bytes=self.contract.properties_max_bytes,
+                reserved=frozenset(),
+                what="trigger property",
+            )
+            if problem:
+                raise ContractError(f"trigger_properties: {problem}")
+        self._send_ids_path = paths.ledger.with_name(paths.ledger.stem + ".send_ids.json")
+        self._send_ids = {}
+        if self.create_send_id and self._send_ids_path.exists():
+            self._send_ids = json.loads(self._send_ids_path.read_text())
+
+    def request_spec(self) -> RequestSpec:
+        """Recipients go 50 per ``/campaigns/trigger/send`` request, one campaign per request."""
+        return RequestSpec(
+            endpoint="/campaigns/trigger/send",
+            array="recipients",
+            max_objects=self.batch_size,
+            max_bytes=MAX_REQUEST_BYTES,
+            template_for=self._template_for,
+            safe_to_retry=False,
+        )
+
+    def records(
+        self, files: list[StagedFile], progress: Progress, engine: DeliveryEngine
+    ) -> Iterator[Record]:
+        """One record per staged row; a repeated recipient of a campaign is skipped.
+
+        :param files: the located input files.
+        :param progress: to report each finished file.
+        :param engine: the engine.
+        """
+        contract = self.contract
+        seen: set[str] = set()
+        rows = self.read_staged(files, progress, engine, any_of_columns=[contract.identifier_columns])
+        for row in rows:
+            if isinstance(row, Rejected):
+                yield row
+                continue
+            assert row.data is not None
+            mapped = contract.to_recipient(row.data)
+            if isinstance(mapped, str):
+                yield Rejected(row.file, row.row_number, mapped, row.data)
+                continue
+            campaign, recipient = mapped
+            key = contract.recipient_key(campaign, recipient)
+            if key in seen:
+                yield Skipped("duplicate recipient for the same campaign in this run")
+                continue
+            seen.add(key)
+            yield Deliverable(row.file, row.row_number, recipient, group=campaign, raw=row.data)
+
+    def on_accepted(self, batch: Batch, dispatch_id: str | None, earlier: bool) -> None:
+        """Record the recipients and ``dispatch_id`` of each accepted batch per campaign.
+
+        :param batch: the batch.
+        :param dispatch_id: Braze's ``dispatch_id``.
+        :param earlier: whether it was accepted in an earlier attempt.
+        """
+        summary = self._campaigns.setdefault(
+            batch.group, {"recipients_sent": 0, "recipients_sent_earlier": 0, "dispatch_ids": []}
+        )
+        summary["recipients_sent_earlier" if earlier else "recipients_sent"] += len(batch.items)
+        if dispatch_id:
+            summary["dispatch_ids"].append(dispatch_id)
+
+    def finish(self, counts: DeliveryCounts, result: dict[str, Any], paths: RunPaths) -> None:
+        """Add ``campaigns`` (per campaign: recipients sent, dispatch ids) to the result.
+
+        :param counts: the run's counts.
+        :param result: the result being built.
+        :param paths: the run's files.
+        """
+        result["campaigns"] = self._campaigns
+        result["send_ids"] = {k: v for k, v in self._send_ids.items() if v}
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _top_level_properties(self) -> dict[str, Any]:
+        value = self.trigger_properties
+        if isinstance(value, str):  # a Jinja template renders to text
+            value = json.loads(value) if value.strip() else None
+        return dict(value) if value else {}
+
+    def _template_for(self, campaign: str) -> BodyTemplate:
+        head: dict[str, Any] = {"campaign_id": campaign}
+        send_id = self._send_id_for(campaign)
+        if send_id:
+            head["send_id"] = send_id
+        top = self._top_level_properties()
+        if top:
+            head["trigger_properties"] = top
+        prefix = dumps(head)[:-1] + ',"recipients":['
+        return BodyTemplate(prefix=prefix, suffix="]}")
+
+    def _send_id_for(self, campaign: str) -> str | None:
+        if self.send_id:
+            return self.send_id
+        if not self.create_send_id:
+            return None
+        if campaign not in self._send_ids:
+            if self._hook is None:  # dry run: nothing is created
+                self.log.info("Dry run: a send_id would be created for campaign %s", campaign)
+                self._send_ids[campaign] = None
+                return None
+            created = self._hook.create_send_id(campaign).send_id
+            self._send_ids[campaign] = created
+            self._send_ids_path.parent.mkdir(parents=True, exist_ok=True)
+            self._send_ids_path.write_text(json.dumps(self._send_ids))
+            self.log.info("Created send_id %s for campaign %s (Braze allows 100 per day)", created, campaign)
+        return self._send_ids[campaign]
