@@ -129,7 +129,7 @@ def properties_problem(
     :param reserved: property names Braze refuses.
     :param what: what a key is, used in the reason.
     """
-    if not isinstance(properties, Mapping):
+    if properties.__class__ is not dict and not isinstance(properties, Mapping):
         return f"{what} object must be a JSON object, got {type(properties).__name__}"
     # Fast path for the common flat object of short strings and integers; anything unusual takes
     # the full checks. ``bound`` is an upper bound of the serialized size (6 bytes per character

@@ -52,6 +52,23 @@ def text_or_none(value: Any) -> str | None:
     return text or None
 
 
+#: Cell values that are not text and must not be turned into text (``str()`` of a list or an
+#: object would send its Python representation to Braze as an identifier or a name).
+_NOT_TEXT = (Mapping, list, tuple, set, frozenset, bytes, bytearray)
+
+
+def not_text_problem(value: Any, column: str) -> str | None:
+    """The reject reason when a cell that must be text (an identifier, a name) holds a structure.
+
+    :param value: the cell.
+    :param column: its column, for the reason.
+    """
+    if value.__class__ is str or value is None or not isinstance(value, _NOT_TEXT):
+        return None
+    kind = "an object" if isinstance(value, Mapping) else f"a {type(value).__name__}"
+    return f"column {column!r} holds {kind} ({str(value)[:60]}), not text"
+
+
 def pick_identifier(
     data: Mapping[str, Any], preference: Sequence[str], columns: Mapping[str, str]
 ) -> tuple[str, str] | str:
@@ -63,7 +80,12 @@ def pick_identifier(
     :return: ``(kind, value)``, or a reject reason.
     """
     for kind in preference:
-        value = text_or_none(data.get(columns[kind]))
+        cell = data.get(columns[kind])
+        if cell.__class__ is not str and cell is not None:
+            problem = not_text_problem(cell, columns[kind])
+            if problem:
+                return problem
+        value = text_or_none(cell)
         if value is not None:
             if kind == "braze_id":
                 problem = braze_id_problem(value)
@@ -116,7 +138,21 @@ def parse_timestamp(value: Any) -> str | tuple[str]:
         moment = moment.astimezone(timezone.utc)
     if not _MIN_TIME <= moment < _MAX_TIME:
         return (f"timestamp {str(value)[:60]!r} is out of range (1970-01-01 to 2099-12-31)",)
-    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
+    if value.__class__ is str and value[-1:] == "Z" and value[10:11] == "T":
+        # already ISO 8601 UTC: reuse the validated text rather than formatting it again
+        if len(value) == 20:
+            return value[:19] + ".000Z"
+        if len(value) == 24 and value[19] == ".":
+            return value
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031 (twice as fast as an f-string)
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond // 1000,
+    )
 
 
 def _from_epoch(number: float) -> datetime:
@@ -153,6 +189,8 @@ def properties_from_row(
                 parsed = json.loads(raw) if isinstance(raw, str | bytes) else raw
             except json.JSONDecodeError as exc:
                 return (f"column {json_column!r} is not valid JSON: {exc.msg} at position {exc.pos}",)
+            except RecursionError:
+                return (f"column {json_column!r} is not valid JSON: arrays or objects nested too deeply",)
             if not isinstance(parsed, dict):
                 return (f"column {json_column!r} must hold a JSON object, got {type(parsed).__name__}",)
             return parsed

@@ -10,6 +10,7 @@ from airflow_provider_aiq_braze.braze.limits import EVENT_PROPERTIES_MAX_BYTES_C
 from airflow_provider_aiq_braze.braze.rules import name_problem, properties_problem, value_problem
 from airflow_provider_aiq_braze.contracts.common import (
     check_identifier_preference,
+    not_text_problem,
     parse_timestamp,
     pick_identifier,
     properties_from_row,
@@ -81,9 +82,14 @@ class EventContract:
         :return: the event object, or the reason the row is rejected.
         """
         identifier = pick_identifier(data, self.identifier_preference, self._id_columns)
-        if isinstance(identifier, str):
-            return identifier
-        name = text_or_none(data.get(self.event_name_column))
+        if identifier.__class__ is str:
+            return identifier  # type: ignore[return-value]
+        cell = data.get(self.event_name_column)
+        if cell.__class__ is not str and cell is not None:
+            problem = not_text_problem(cell, self.event_name_column)
+            if problem:
+                return problem
+        name = text_or_none(cell)
         if name is None:
             return f"event name ({self.event_name_column!r}) is empty"
         if len(name) > MAX_KEY_LENGTH or name[0] == "$":
@@ -91,13 +97,13 @@ class EventContract:
             if problem:
                 return problem
         time = parse_timestamp(data.get(self.timestamp_column))
-        if isinstance(time, tuple):
+        if time.__class__ is tuple:
             return time[0]
         properties = properties_from_row(
             data, json_column=self.properties_column, columns=self.property_columns, excluded=self._excluded
         )
-        if isinstance(properties, tuple):
-            return properties[0]
+        if properties.__class__ is tuple:
+            return properties[0]  # type: ignore[index]
         event: dict[str, Any] = {identifier[0]: identifier[1], "name": name, "time": time}
         if properties:
             problem = properties_problem(properties, max_bytes=self.properties_max_bytes)

@@ -7,8 +7,10 @@ which is what lets the ledger recognise a batch that was already delivered.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from airflow_provider_aiq_braze.delivery.records import Deliverable
 from airflow_provider_aiq_braze.delivery.storage import dumps
@@ -28,7 +30,7 @@ class BodyTemplate:
     prefix: str
     suffix: str
 
-    @property
+    @cached_property
     def overhead(self) -> int:
         """Bytes of the body that are not objects."""
         return len(self.prefix.encode()) + len(self.suffix.encode())
@@ -77,49 +79,66 @@ class Batcher:
         self._template_for = template_for
         self._max_objects = max_objects
         self._max_bytes = max_bytes
-        self._open: dict[str, tuple[BodyTemplate, list[Deliverable], list[str], int]] = {}
+        self._open: dict[str, _OpenBatch] = {}
         self._seq = 0
+        # how often each body was cut so far: a repeated body (identical rows) is another batch
+        self._repeats: Counter[str] = Counter()
 
-    def add(self, item: Deliverable) -> Iterator[Batch]:
-        """Add one deliverable; yields a batch when one becomes full.
+    def add(self, item: Deliverable) -> tuple[Batch, ...]:
+        """Add one deliverable; returns the batches it completed (usually none).
 
         :param item: the deliverable.
         :raises OversizedObjectError: when the object alone is larger than a request may be.
         """
         text = dumps(item.obj)
-        size = len(text.encode())
+        size = len(text) if text.isascii() else len(text.encode())
         entry = self._open.get(item.group)
         if entry is None:
             template = self._template_for(item.group)
-            entry = (template, [], [], template.overhead)
+            entry = _OpenBatch(template)
             self._open[item.group] = entry
-        template, items, texts, used = entry
-        if template.overhead + size > self._max_bytes:
+        if entry.template.overhead + size > self._max_bytes:
             raise OversizedObjectError(
                 f"object of {size} bytes does not fit in one request of at most {self._max_bytes} bytes"
             )
-        separator = 1 if items else 0
-        if items and used + separator + size > self._max_bytes:
-            yield self._close(item.group)
-            template, items, texts, used = self._open.setdefault(
-                item.group, (template, [], [], template.overhead)
-            )
-            separator = 0
-        items.append(item)
-        texts.append(text)
-        self._open[item.group] = (template, items, texts, used + separator + size)
-        if len(items) >= self._max_objects:
-            yield self._close(item.group)
+        done: tuple[Batch, ...] = ()
+        if entry.items and entry.used + 1 + size > self._max_bytes:
+            done = (self._close(item.group),)
+            entry = self._open[item.group] = _OpenBatch(entry.template)
+        entry.used += size + (1 if entry.items else 0)
+        entry.items.append(item)
+        entry.texts.append(text)
+        if len(entry.items) >= self._max_objects:
+            done = (*done, self._close(item.group))
+        return done
 
     def flush(self) -> Iterator[Batch]:
         """Emit every partly filled batch, in the order their groups first appeared."""
         for group in list(self._open):
-            if self._open[group][1]:
+            if self._open[group].items:
                 yield self._close(group)
 
     def _close(self, group: str) -> Batch:
-        template, items, texts, _ = self._open.pop(group)
-        body = (template.prefix + ",".join(texts) + template.suffix).encode()
-        batch = Batch(seq=self._seq, group=group, items=items, body=body)
+        entry = self._open.pop(group)
+        body = (entry.template.prefix + ",".join(entry.texts) + entry.template.suffix).encode()
+        batch = Batch(seq=self._seq, group=group, items=entry.items, body=body)
         self._seq += 1
+        repeat = self._repeats[batch.digest]
+        self._repeats[batch.digest] += 1
+        if repeat:
+            # the n-th repeat of a body in the input gets its own, equally deterministic, key:
+            # otherwise the ledger takes it for the first one (in flight, or already delivered)
+            batch.digest = f"{batch.digest}#{repeat}"
         return batch
+
+
+class _OpenBatch:
+    """A batch being filled: its objects, their JSON, and the body bytes used so far."""
+
+    __slots__ = ("items", "template", "texts", "used")
+
+    def __init__(self, template: BodyTemplate) -> None:
+        self.template = template
+        self.items: list[Deliverable] = []
+        self.texts: list[str] = []
+        self.used = template.overhead

@@ -169,7 +169,7 @@ class DeliveryEngine:
         """
         counts = self.counts
         counts.rows_read += record.rows
-        if isinstance(record, Deliverable):
+        if type(record) is Deliverable:
             if self._error is None:
                 try:
                     for batch in self._batcher.add(record):
