@@ -17,6 +17,7 @@ does not fit Braze:
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
@@ -431,6 +432,16 @@ class BrazeHook(HttpHook):
                 "User-Agent": f"{_USER_AGENT}/{_version()}",
             }
         )
+        if session.trust_env:
+            # Resolve what trust_env means once for this fixed endpoint (proxies and CA bundle from
+            # the environment) instead of on every request — a large share of a request's CPU —
+            # and so that a ~/.netrc entry can never replace the bearer token.
+            session.proxies = {**requests.utils.get_environ_proxies(base_url), **session.proxies}
+            if session.verify is True:
+                session.verify = (
+                    os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+                )
+            session.trust_env = False
         adapter = TCPKeepAliveAdapter(
             pool_connections=1,
             pool_maxsize=self.max_connections,
