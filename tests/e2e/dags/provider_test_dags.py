@@ -7,6 +7,8 @@ import os
 import pendulum
 from airflow.sdk import DAG
 
+from airflow_provider_aiq_braze.operators.audience import BrazeAudienceMembershipOperator
+from airflow_provider_aiq_braze.operators.campaigns import BrazeCampaignTriggerOperator
 from airflow_provider_aiq_braze.operators.events import BrazeEventExportOperator
 
 STAGING = os.environ.get("AIQ_TEST_STAGING", "/tmp/aiq-test-staging")
@@ -23,4 +25,33 @@ with DAG(
         source=STAGING + "/events/{{ ds }}/*.csv",
         state_path=STATE,
         max_reject_ratio=0.5,
+    )
+
+
+with DAG(
+    dag_id="test_audience_refresh",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+):
+    BrazeAudienceMembershipOperator(
+        task_id="audience",
+        source=STAGING + "/audiences/{{ ds }}/*.csv",
+        state_path=STATE,
+        snapshot_key="{{ ds }}",
+    )
+
+
+with DAG(
+    dag_id="test_campaign_trigger",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+):
+    BrazeCampaignTriggerOperator(
+        task_id="campaign",
+        source=STAGING + "/campaigns/{{ ds }}/*.csv",
+        state_path=STATE,
+        campaign_id="winback-{{ ds_nodash }}",
+        trigger_properties={"sent_for": "{{ ds }}"},
     )
