@@ -24,7 +24,14 @@ from airflow_provider_aiq_braze.delivery.records import Record, Rejected
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
 from airflow_provider_aiq_braze.delivery.storage import JsonlWriter
 from airflow_provider_aiq_braze.hooks.braze import BrazeHook
-from airflow_provider_aiq_braze.staging import StagedFile, StagedRow, StagingError, locate, read_rows
+from airflow_provider_aiq_braze.staging import (
+    StagedFile,
+    StagedRow,
+    StagingError,
+    bytes_read,
+    locate,
+    read_rows,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -178,7 +185,12 @@ class BrazeDeliveryOperator(BaseOperator):
                 else BrazeHook(braze_conn_id=self.braze_conn_id, max_connections=self.max_workers)
             )
             self.prepare(hook, context, paths)
-            progress = Progress(self.log, total_bytes=_total_size(files), interval=self.progress_interval)
+            progress = Progress(
+                self.log,
+                total_bytes=_total_size(files),
+                interval=self.progress_interval,
+                bytes_read=bytes_read,
+            )
             engine = self._engine(hook, identity, paths, progress)
             counts = engine.run(self.records(files, progress, engine))
         except (BrazeConfigError, ContractError) as exc:

@@ -6,6 +6,7 @@ Airflow's ``ObjectStoragePath`` reaches. The file contract is described in ``doc
 
 from __future__ import annotations
 
+from airflow_provider_aiq_braze.staging._streams import bytes_read
 from airflow_provider_aiq_braze.staging.errors import AiqBrazeInputError, StagingError
 from airflow_provider_aiq_braze.staging.locate import (
     FORMATS,
@@ -36,6 +37,7 @@ __all__ = [
     "StagedFile",
     "StagedRow",
     "StagingError",
+    "bytes_read",
     "check_columns",
     "detect_format",
     "locate",

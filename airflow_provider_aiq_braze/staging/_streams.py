@@ -117,10 +117,37 @@ def open_storage(file: StagedFile) -> Iterator[Any]:
             uri=file.uri,
         ) from exc
     try:
-        yield handle
+        yield _CountingReader(handle)
     finally:
         with contextlib.suppress(Exception):
             handle.close()
+
+
+#: Bytes read from storage by this process (before decompression), for progress estimates.
+_bytes_read = [0]
+
+
+def bytes_read() -> int:
+    """Bytes this process has read from staged CSV and JSON Lines files so far (as stored)."""
+    return _bytes_read[0]
+
+
+class _CountingReader:
+    """A file object that adds what it reads to :func:`bytes_read`.
+
+    :param handle: the storage file object.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._handle.read(size)
+        _bytes_read[0] += len(data)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
 
 
 def read_error(file: StagedFile, last_row: int, exc: BaseException) -> StagingError:
