@@ -8,9 +8,11 @@ atomic per object.
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
@@ -69,9 +71,15 @@ class JsonlWriter:
     def write(self, record: dict[str, Any]) -> None:
         """Write one record.
 
-        :param record: a JSON-able mapping.
+        :param record: a JSON-able mapping; non-finite floats in it (a rejected row's ``NaN``) are
+            written as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``, and a value nested too
+            deeply to serialize as its text cut to 2,000 characters.
         """
-        self.write_line(dumps(record))
+        try:
+            line = dumps(record)
+        except (ValueError, RecursionError):
+            line = dumps({key: _printable(value) for key, value in record.items()})
+        self.write_line(line)
 
     def write_line(self, line: str) -> None:
         """Write one already-serialized JSON line.
@@ -117,6 +125,31 @@ class JsonlWriter:
                 self._handle = None
 
 
+def _printable(value: Any) -> Any:
+    """A copy of ``value`` that strict JSON can hold (see :meth:`JsonlWriter.write`).
+
+    :param value: a value of a record.
+    """
+    try:
+        clean = _finite(value)
+        dumps(clean)
+    except (ValueError, RecursionError):
+        return repr(value)[:2000]
+    return clean
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Decimal) and not value.is_finite():
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 def read_jsonl(path: ObjectStoragePath) -> Iterator[dict[str, Any]]:
     """Read the records of a JSON Lines file; a torn last line (a killed writer) is ignored.
 
@@ -125,7 +158,8 @@ def read_jsonl(path: ObjectStoragePath) -> Iterator[dict[str, Any]]:
     if not path.exists():
         return
     with path.open("r", encoding="utf-8") as handle:
-        for line in handle:
+        # readline, not iteration: Airflow 3.1 wraps the handle in an object without __iter__
+        for line in iter(handle.readline, ""):
             line = line.strip()
             if not line:
                 continue

@@ -199,7 +199,17 @@ class BrazeCampaignTriggerOperator(BrazeDeliveryOperator):
     def _top_level_properties(self) -> dict[str, Any]:
         value = self.trigger_properties
         if isinstance(value, str):  # a Jinja template renders to text
-            value = json.loads(value) if value.strip() else None
+            try:
+                value = json.loads(value) if value.strip() else None
+            except (ValueError, RecursionError) as exc:
+                raise ContractError(
+                    f"trigger_properties is not valid JSON ({exc}): give a JSON object, e.g. "
+                    '{"offer": "10%"}, or a dict'
+                ) from None
+        if value and not isinstance(value, Mapping):
+            raise ContractError(
+                f"trigger_properties must be a JSON object (a dict), got {type(value).__name__}"
+            )
         return dict(value) if value else {}
 
     def _template_for(self, campaign: str) -> BodyTemplate:

@@ -497,6 +497,10 @@ def _jsonl_rows(
                 n += 1
                 try:
                     obj = decode(line.decode("utf-8"))
+                except RecursionError:
+                    raw = _cut(line.decode("utf-8", "replace").rstrip("\r\n"))
+                    yield StagedRow(uri, n, None, f"{JSON_TOO_DEEP} (line {line_no})", raw)
+                    continue
                 except ValueError as exc:
                     problem = _jsonl_problem(stream, line, exc)
                     if problem is None:  # blank line
@@ -525,6 +529,10 @@ def _jsonl_rows(
                 yield StagedRow(uri, n, obj)
         except READ_ERRORS as exc:
             raise read_error(file, n, exc) from exc
+
+
+#: Reject reason for JSON nested deeper than the parser's recursion limit.
+JSON_TOO_DEEP = "invalid JSON: arrays or objects nested too deeply"
 
 
 def _jsonl_problem(stream: io.BufferedReader[Any], line: bytes, exc: ValueError) -> str | None:
