@@ -103,6 +103,7 @@ def resolve_rest_base_url(
     instance: str | None = None,
     port: int | None = None,
     allow_custom_host: bool = False,
+    allow_insecure_http: bool = False,
 ) -> str:
     """Turn what a user put in a Braze connection into the REST base URL, or refuse it.
 
@@ -111,6 +112,9 @@ def resolve_rest_base_url(
     :param port: the connection port, if any.
     :param allow_custom_host: accept a host that is neither a Braze REST host nor loopback
         (a corporate proxy in front of Braze).
+    :param allow_insecure_http: accept plain ``http://`` to a host that is not loopback and not
+        Braze's (a sandbox on a private network, e.g. a docker-compose service); the key then
+        travels unencrypted.
     :return: the base URL without a trailing slash, e.g. ``https://rest.iad-01.braze.com``.
     :raises BrazeConfigError: with a message saying what to put in the connection instead.
     """
@@ -152,10 +156,11 @@ def resolve_rest_base_url(
             "'rest.', e.g. https://rest.iad-01.braze.com). Copy it from Settings > APIs and Identifiers."
         )
     loopback = is_loopback(hostname)
-    if scheme == "http" and not loopback:
+    if scheme == "http" and not loopback and not (allow_insecure_http and known is None):
         raise BrazeConfigError(
             f"The Braze connection uses plain http:// to {hostname!r}; the API key would travel "
-            "unencrypted. Use https:// (plain http is allowed only for a local sandbox on loopback)."
+            "unencrypted. Use https:// (plain http is allowed only for a local sandbox on loopback, "
+            "or on a private network with extra 'allow_insecure_http': true)."
         )
     if known is None and not loopback and not allow_custom_host:
         raise BrazeConfigError(

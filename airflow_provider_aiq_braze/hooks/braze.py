@@ -8,7 +8,8 @@ does not fit Braze:
 * the base URL comes from :func:`~airflow_provider_aiq_braze.braze.instances.resolve_rest_base_url`
   (full URL, bare host, or the ``instance`` extra; dashboard and SDK hosts refused);
 * authentication is ``Authorization: Bearer <connection password>``; ``login`` is unused;
-* Braze's own extras (``instance``, ``allow_custom_host``, ``rate_limits``) never become headers;
+* Braze's own extras (``instance``, ``allow_custom_host``, ``allow_insecure_http``, ``rate_limits``)
+  never become headers;
 * one pooled :class:`requests.Session` serves every call (``HttpHook.run`` builds a session per call
   and is not used);
 * every call goes through one retry and rate-limit policy (see ``docs/connection.md``).
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 #: Connection extras that configure the Braze client itself and must never become HTTP headers.
-BRAZE_EXTRAS = frozenset({"instance", "allow_custom_host", "rate_limits"})
+BRAZE_EXTRAS = frozenset({"instance", "allow_custom_host", "allow_insecure_http", "rate_limits"})
 #: Extras ``HttpHook`` turns into session or request settings rather than headers.
 HTTP_EXTRAS = frozenset(
     {
@@ -358,6 +359,7 @@ class BrazeHook(HttpHook):
             instance=str(instance) if instance else None,
             port=connection.port,
             allow_custom_host=_truthy(extra.get("allow_custom_host", False)),
+            allow_insecure_http=_truthy(extra.get("allow_insecure_http", False)),
         )
         self._base_url_initialized = True
 

@@ -23,7 +23,9 @@ def test_no_proxy_is_honoured(make_hook, monkeypatch) -> None:
 
 def test_connection_proxies_win_over_the_environment(make_hook, monkeypatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy:3128")
-    hook = make_hook(host="https://rest.iad-01.braze.com", extra={"proxies": {"https": "http://conn-proxy:8080"}})
+    hook = make_hook(
+        host="https://rest.iad-01.braze.com", extra={"proxies": {"https": "http://conn-proxy:8080"}}
+    )
     assert hook.get_conn().proxies["https"] == "http://conn-proxy:8080"
 
 
