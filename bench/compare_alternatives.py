@@ -256,7 +256,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--latency-ms", type=float, default=50.0, help="sandbox latency per request")
-    parser.add_argument("--provider-rows", type=int, default=500_000, help="events the provider sends")
+    parser.add_argument("--provider-rows", type=int, default=1_000_000, help="events the provider sends")
     parser.add_argument("--audience-members", type=int, default=500_000, help="members entering the split")
     parser.add_argument("--alternative-rows", type=int, default=20_000, help="events each serial loop sends")
     parser.add_argument("--workers", type=int, default=32, help="the provider's max_workers")
