@@ -51,11 +51,10 @@ class Progress:
         self._files_bytes = 0
         self._streamed_at_file_end = 0
 
-    def file_done(self, size: int, rows_so_far: int) -> None:
+    def file_done(self, size: int) -> None:
         """Note that a whole input file was read.
 
         :param size: the file's size in bytes.
-        :param rows_so_far: rows read in total when the file ended.
         """
         self._files_bytes += size
         self._streamed_at_file_end = self._streamed()

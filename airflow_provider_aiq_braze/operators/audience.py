@@ -18,7 +18,7 @@ from airflow_provider_aiq_braze.audiences import (
 )
 from airflow_provider_aiq_braze.contracts.common import ContractError, check_identifier_preference
 from airflow_provider_aiq_braze.delivery.batching import Batch
-from airflow_provider_aiq_braze.delivery.engine import DeliveryEngine, RequestSpec
+from airflow_provider_aiq_braze.delivery.engine import RequestSpec
 from airflow_provider_aiq_braze.delivery.paths import RunPaths
 from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped
@@ -144,14 +144,11 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         """Attribute objects in ``/users/track``; safe to resend (idempotent writes)."""
         return self.users_track_spec("attributes", self.batch_size, safe_to_retry=True)
 
-    def records(
-        self, files: list[StagedFile], progress: Progress, engine: DeliveryEngine
-    ) -> Iterator[Record]:
+    def records(self, files: list[StagedFile], progress: Progress) -> Iterator[Record]:
         """Compute the delta on DuckDB, then yield rejects, skips and one update per profile.
 
         :param files: the located input files.
         :param progress: to report each finished file.
-        :param engine: the engine.
         """
         assert self._store is not None
         unreadable: list[StagedRow] = []

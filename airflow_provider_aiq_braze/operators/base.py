@@ -130,14 +130,11 @@ class BrazeDeliveryOperator(BaseOperator):
         """How this operator's objects become requests."""
         raise NotImplementedError
 
-    def records(
-        self, files: list[StagedFile], progress: Progress, engine: DeliveryEngine
-    ) -> Iterator[Record]:
+    def records(self, files: list[StagedFile], progress: Progress) -> Iterator[Record]:
         """Turn the staged files into records, in a deterministic order.
 
         :param files: the located input files.
         :param progress: to report each finished file.
-        :param engine: the engine (for its running counts).
         """
         raise NotImplementedError
 
@@ -192,7 +189,7 @@ class BrazeDeliveryOperator(BaseOperator):
                 bytes_read=bytes_read,
             )
             engine = self._engine(hook, identity, paths, progress)
-            counts = engine.run(self.records(files, progress, engine))
+            counts = engine.run(self.records(files, progress))
         except (BrazeConfigError, ContractError) as exc:
             raise AirflowFailException(str(exc)) from None
         except StagingError as exc:
@@ -267,7 +264,6 @@ class BrazeDeliveryOperator(BaseOperator):
         self,
         files: list[StagedFile],
         progress: Progress,
-        engine: DeliveryEngine,
         *,
         required_columns: Sequence[str] = (),
         any_of_columns: Sequence[Sequence[str]] = (),
@@ -276,7 +272,6 @@ class BrazeDeliveryOperator(BaseOperator):
 
         :param files: the located input files.
         :param progress: to report each finished file.
-        :param engine: the engine (for its running counts).
         :param required_columns: columns every file must have.
         :param any_of_columns: groups of columns of which each file must have at least one.
         """
@@ -286,7 +281,7 @@ class BrazeDeliveryOperator(BaseOperator):
                     yield Rejected(row.file, row.row_number, row.error, row.raw)
                 else:
                     yield row
-            progress.file_done(_file_size(file), engine.counts.rows_read)
+            progress.file_done(_file_size(file))
 
     @staticmethod
     def users_track_spec(array: str, max_objects: int, *, safe_to_retry: bool) -> RequestSpec:

@@ -11,7 +11,7 @@ from airflow_provider_aiq_braze.braze.rules import properties_problem
 from airflow_provider_aiq_braze.contracts.common import ContractError
 from airflow_provider_aiq_braze.contracts.recipients import RecipientContract
 from airflow_provider_aiq_braze.delivery.batching import Batch, BodyTemplate
-from airflow_provider_aiq_braze.delivery.engine import DeliveryEngine, RequestSpec
+from airflow_provider_aiq_braze.delivery.engine import RequestSpec
 from airflow_provider_aiq_braze.delivery.paths import RunPaths
 from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped
@@ -141,18 +141,15 @@ class BrazeCampaignTriggerOperator(BrazeDeliveryOperator):
             safe_to_retry=False,
         )
 
-    def records(
-        self, files: list[StagedFile], progress: Progress, engine: DeliveryEngine
-    ) -> Iterator[Record]:
+    def records(self, files: list[StagedFile], progress: Progress) -> Iterator[Record]:
         """One record per staged row; a repeated recipient of a campaign is skipped.
 
         :param files: the located input files.
         :param progress: to report each finished file.
-        :param engine: the engine.
         """
         contract = self.contract
         seen: set[str] = set()
-        rows = self.read_staged(files, progress, engine, any_of_columns=[contract.identifier_columns])
+        rows = self.read_staged(files, progress, any_of_columns=[contract.identifier_columns])
         for row in rows:
             if isinstance(row, Rejected):
                 yield row

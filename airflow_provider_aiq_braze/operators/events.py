@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from airflow_provider_aiq_braze.braze.limits import EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE
 from airflow_provider_aiq_braze.contracts.events import EventContract
-from airflow_provider_aiq_braze.delivery.engine import DeliveryEngine, RequestSpec
+from airflow_provider_aiq_braze.delivery.engine import RequestSpec
 from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected
 from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator
@@ -69,20 +69,16 @@ class BrazeEventExportOperator(BrazeDeliveryOperator):
         """Events go in the ``events`` array of ``/users/track``; never resent when uncertain."""
         return self.users_track_spec("events", self.batch_size, safe_to_retry=False)
 
-    def records(
-        self, files: list[StagedFile], progress: Progress, engine: DeliveryEngine
-    ) -> Iterator[Record]:
+    def records(self, files: list[StagedFile], progress: Progress) -> Iterator[Record]:
         """One record per staged row: the event, or the reason it is rejected.
 
         :param files: the located input files.
         :param progress: to report each finished file.
-        :param engine: the engine.
         """
         contract = self.contract
         rows = self.read_staged(
             files,
             progress,
-            engine,
             required_columns=contract.required_columns,
             any_of_columns=[contract.identifier_columns],
         )

@@ -33,7 +33,7 @@ def test_eta_comes_from_the_share_of_bytes_read(monkeypatch) -> None:
 def test_whole_files_count_when_bytes_are_not_streamed() -> None:
     log = _Log()
     progress = Progress(log, total_bytes=400, interval=0)
-    progress.file_done(100, 10)
+    progress.file_done(100)
     progress.log_now(10, 10)
     assert "ETA unknown" not in log.lines[-1]
 
