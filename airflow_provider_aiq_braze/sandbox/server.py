@@ -36,7 +36,7 @@ from airflow_provider_aiq_braze.sandbox.validation import (
     RequestError,
     parse_body,
     parse_body_counting_floats,
-    send_id_problem,
+    validate_campaign_and_send_id,
     validate_export,
     validate_track,
     validate_trigger,
@@ -541,16 +541,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_id_create(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
         sandbox = self.server.sandbox
-        campaign_id = body.get("campaign_id")
-        if campaign_id is None:
-            raise RequestError(400, "Missing campaign_id")
-        if type(campaign_id) is not str or not campaign_id.strip():
-            raise RequestError(400, "campaign_id must be a non-empty string")
-        send_id = body.get("send_id")
-        if send_id is not None:
-            problem = send_id_problem(send_id)
-            if problem:
-                raise RequestError(400, problem)
+        campaign_id, send_id = validate_campaign_and_send_id(body)
         per_day = sandbox.config.send_ids_per_day
         midnight = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         reset = int((midnight + timedelta(days=1)).timestamp())

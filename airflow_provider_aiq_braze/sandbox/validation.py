@@ -530,6 +530,26 @@ def _purchase_fields(obj: dict[str, Any]) -> dict[str, Any] | str:
     return {"product_id": product_id, "currency": currency, "price": price, "quantity": quantity}
 
 
+def validate_campaign_and_send_id(body: dict[str, Any]) -> tuple[str, str | None]:
+    """Check the ``campaign_id`` and optional ``send_id`` of a campaign request.
+
+    :param body: the decoded request body.
+    :return: the campaign id and the send id (``None`` when absent).
+    :raises RequestError: 400 for a missing or invalid ``campaign_id`` or an invalid ``send_id``.
+    """
+    campaign_id = body.get("campaign_id")
+    if campaign_id is None:
+        raise RequestError(400, "Missing campaign_id")
+    if type(campaign_id) is not str or not campaign_id.strip():
+        raise RequestError(400, "campaign_id must be a non-empty string")
+    send_id = body.get("send_id")
+    if send_id is not None:
+        problem = send_id_problem(send_id)
+        if problem:
+            raise RequestError(400, problem)
+    return campaign_id, send_id
+
+
 def validate_trigger(
     body: dict[str, Any], *, properties_max_bytes: int
 ) -> tuple[list[Recipient], list[dict[str, Any]], dict[str, Any]]:
@@ -542,16 +562,7 @@ def validate_trigger(
         ``trigger_properties``).
     :raises RequestError: for request-level errors.
     """
-    campaign_id = body.get("campaign_id")
-    if campaign_id is None:
-        raise RequestError(400, "Missing campaign_id")
-    if type(campaign_id) is not str or not campaign_id.strip():
-        raise RequestError(400, "campaign_id must be a non-empty string")
-    send_id = body.get("send_id")
-    if send_id is not None:
-        problem = send_id_problem(send_id)
-        if problem:
-            raise RequestError(400, problem)
+    campaign_id, send_id = validate_campaign_and_send_id(body)
     broadcast = body.get("broadcast", False)
     if type(broadcast) is not bool:
         raise RequestError(400, "broadcast must be true or false")
