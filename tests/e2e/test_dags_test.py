@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
+from tests.braze_sandbox import connection_env, create_users
 from tests.conftest import TEST_API_KEY
 from tests.operators.test_events import _rows, write_csv
-
-
-def _conn(sandbox) -> str:
-    return json.dumps({"conn_type": "braze", "host": sandbox.base_url, "password": sandbox.api_key})
 
 
 def test_event_export_under_dags_test(airflow_home, braze_sandbox, tmp_path) -> None:
@@ -17,7 +12,7 @@ def test_event_export_under_dags_test(airflow_home, braze_sandbox, tmp_path) -> 
     rows = [*_rows(120), ["", "u-bad", "", "2026-11-28T10:00:00Z", "x"]]
     write_csv(staging / "events" / "2026-11-28" / "part-0.csv", rows)
     env = {
-        "AIRFLOW_CONN_BRAZE_DEFAULT": _conn(braze_sandbox),
+        **connection_env(braze_sandbox),
         "AIQ_TEST_STAGING": str(staging),
         "AIQ_TEST_STATE": str(state),
     }
@@ -36,7 +31,6 @@ def test_event_export_under_dags_test(airflow_home, braze_sandbox, tmp_path) -> 
 
 def test_audience_refresh_under_dags_test(airflow_home, braze_sandbox, tmp_path) -> None:
     from tests.operators.test_audience import snapshot
-    from tests.operators.test_campaigns import create_users
 
     users = [f"m{i}" for i in range(30)]
     create_users(braze_sandbox, users)
@@ -44,7 +38,7 @@ def test_audience_refresh_under_dags_test(airflow_home, braze_sandbox, tmp_path)
     snapshot(staging / "audiences" / "2026-11-01" / "a.csv", [("A1", "S1", u) for u in users[:20]])
     snapshot(staging / "audiences" / "2026-11-02" / "a.csv", [("A1", "S1", u) for u in users[5:25]])
     env = {
-        "AIRFLOW_CONN_BRAZE_DEFAULT": _conn(braze_sandbox),
+        **connection_env(braze_sandbox),
         "AIQ_TEST_STAGING": str(staging),
         "AIQ_TEST_STATE": str(state),
     }
@@ -61,7 +55,7 @@ def test_audience_refresh_under_dags_test(airflow_home, braze_sandbox, tmp_path)
 
 
 def test_campaign_trigger_under_dags_test(airflow_home, braze_sandbox, tmp_path) -> None:
-    from tests.operators.test_campaigns import create_users, write_recipients
+    from tests.operators.test_campaigns import write_recipients
 
     users = [f"c{i}" for i in range(60)]
     create_users(braze_sandbox, users)
@@ -70,7 +64,7 @@ def test_campaign_trigger_under_dags_test(airflow_home, braze_sandbox, tmp_path)
         staging / "campaigns" / "2026-11-03" / "r.csv", ["external_id", "offer"], [[u, "10%"] for u in users]
     )
     env = {
-        "AIRFLOW_CONN_BRAZE_DEFAULT": _conn(braze_sandbox),
+        **connection_env(braze_sandbox),
         "AIQ_TEST_STAGING": str(staging),
         "AIQ_TEST_STATE": str(state),
     }

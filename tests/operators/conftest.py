@@ -16,6 +16,7 @@ import pytest
 from airflow.sdk import BaseOperator
 
 from airflow_provider_aiq_braze.sandbox.server import BrazeSandbox
+from tests.braze_sandbox import connection_env
 
 
 @pytest.fixture
@@ -27,8 +28,8 @@ def sandbox(braze_sandbox: BrazeSandbox, monkeypatch: pytest.MonkeyPatch) -> Bra
 
 def point_default_connection_at(sandbox: BrazeSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``braze_default`` an ``AIRFLOW_CONN_`` connection to the sandbox."""
-    conn = {"conn_type": "braze", "host": sandbox.base_url, "password": sandbox.api_key}
-    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", json.dumps(conn))
+    for name, value in connection_env(sandbox).items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from airflow.exceptions import AirflowException
 
 from airflow_provider_aiq_braze.audiences import DeltaPlan
 from airflow_provider_aiq_braze.operators.audience import BrazeAudienceMembershipOperator
+from tests.braze_sandbox import create_users
 from tests.operators.conftest import assert_invariant, read_jsonl
-from tests.operators.test_campaigns import create_users
 
 USERS = [f"u{i:03d}" for i in range(200)]
 

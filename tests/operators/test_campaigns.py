@@ -8,23 +8,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import requests
-
 from airflow_provider_aiq_braze.operators.campaigns import BrazeCampaignTriggerOperator
+from tests.braze_sandbox import connection_env, create_users
 from tests.operators.conftest import assert_invariant, point_default_connection_at, read_jsonl
-
-
-def create_users(sandbox, external_ids: list[str]) -> None:
-    """Create profiles in the sandbox through /users/track, 75 per request."""
-    for start in range(0, len(external_ids), 75):
-        attributes = [{"external_id": u, "seeded": True} for u in external_ids[start : start + 75]]
-        response = requests.post(
-            f"{sandbox.base_url}/users/track",
-            json={"attributes": attributes},
-            headers={"Authorization": f"Bearer {sandbox.api_key}"},
-            timeout=10,
-        )
-        assert response.status_code == 201, response.text
 
 
 def write_recipients(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -164,11 +150,7 @@ def test_killed_mid_run_then_retried_messages_nobody_twice(tmp_path, braze_sandb
         "campaign_id": "camp-1",
         "max_workers": 4,
     }
-    env = {
-        "AIRFLOW_CONN_BRAZE_DEFAULT": json.dumps(
-            {"conn_type": "braze", "host": sandbox.base_url, "password": sandbox.api_key}
-        )
-    }
+    env = connection_env(sandbox)
     spec = {
         "class": f"{BrazeCampaignTriggerOperator.__module__}.BrazeCampaignTriggerOperator",
         "kwargs": kwargs,

@@ -15,6 +15,7 @@ import pytest
 from airflow.exceptions import AirflowException
 
 from airflow_provider_aiq_braze.operators.events import BrazeEventExportOperator
+from tests.braze_sandbox import connection_env
 from tests.operators.conftest import assert_invariant, read_jsonl
 
 HEADER = ["event_name", "external_id", "braze_id", "timestamp", "plan"]
@@ -205,11 +206,7 @@ def test_killed_mid_run_then_retried_resends_no_accepted_batch(tmp_path, braze_s
         "state_path": str(tmp_path / "state"),
         "max_workers": 4,
     }
-    env = {
-        "AIRFLOW_CONN_BRAZE_DEFAULT": json.dumps(
-            {"conn_type": "braze", "host": sandbox.base_url, "password": sandbox.api_key}
-        )
-    }
+    env = connection_env(sandbox)
     child = start(
         {
             "class": f"{BrazeEventExportOperator.__module__}.BrazeEventExportOperator",

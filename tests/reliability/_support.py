@@ -16,9 +16,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pyarrow.parquet as pq
-import requests
 
 from airflow_provider_aiq_braze.sandbox.server import BrazeSandbox
+from tests.braze_sandbox import connection_env, create_users  # noqa: F401 (the suite imports them from here)
 from tests.operators.conftest import read_jsonl
 
 EVENTS_HEADER = ["event_name", "external_id", "timestamp", "plan"]
@@ -53,28 +53,6 @@ def write_recipients(path: Path, users: list[str]) -> Path:
 def write_members(path: Path, users: Iterable[str], audience: str = "12", split: str = "1") -> Path:
     """A membership snapshot of one split."""
     return write_csv(path, ["audience_id", "split_id", "external_id"], [[audience, split, u] for u in users])
-
-
-def create_users(sandbox: BrazeSandbox, external_ids: list[str]) -> None:
-    """Create profiles in the sandbox through ``/users/track``, 75 per request."""
-    with requests.Session() as session:
-        for start in range(0, len(external_ids), 75):
-            attributes = [{"external_id": u, "seeded": True} for u in external_ids[start : start + 75]]
-            response = session.post(
-                f"{sandbox.base_url}/users/track",
-                json={"attributes": attributes},
-                headers={"Authorization": f"Bearer {sandbox.api_key}"},
-                timeout=30,
-            )
-            assert response.status_code == 201, response.text
-
-
-def connection_env(sandbox: BrazeSandbox, **extra: Any) -> dict[str, str]:
-    """``AIRFLOW_CONN_BRAZE_DEFAULT`` pointing at the sandbox (``extra``: connection extras)."""
-    conn: dict[str, Any] = {"conn_type": "braze", "host": sandbox.base_url, "password": sandbox.api_key}
-    if extra:
-        conn["extra"] = extra
-    return {"AIRFLOW_CONN_BRAZE_DEFAULT": json.dumps(conn)}
 
 
 def context(task_id: str, run_id: str = "manual__1", try_number: int = 1) -> dict[str, Any]:

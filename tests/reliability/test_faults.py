@@ -13,7 +13,6 @@ its retries) with one sender, so the seeded fault pattern is the same on every r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from tests.reliability._support import (
     attribute_values,
     batch_identifiers,
     committed_members,
+    connection_env,
     context,
     create_users,
     event_counts,
@@ -79,13 +79,8 @@ def faulty(
 ) -> BrazeSandbox:
     """A sandbox behind ``braze_default``, with a short read timeout so stalled answers time out."""
     sandbox = braze_sandbox_factory()
-    conn = {
-        "conn_type": "braze",
-        "host": sandbox.base_url,
-        "password": sandbox.api_key,
-        "extra": {"timeout": TIMEOUT},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", json.dumps(conn))
+    for name, value in connection_env(sandbox, timeout=TIMEOUT).items():
+        monkeypatch.setenv(name, value)
     return sandbox
 
 
