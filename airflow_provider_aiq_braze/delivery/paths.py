@@ -79,11 +79,13 @@ def input_key(uris: Sequence[str], salt: str = "") -> str:
 class RunPaths:
     """The files of one run.
 
+    :param root: the state root (``state_path``), for state kept beside the ledgers.
     :param ledger: the ledger of this task and input.
     :param rejects: the rejects file of this run and try.
     :param dry_run_bodies: the request bodies of a dry run.
     """
 
+    root: ObjectStoragePath
     ledger: ObjectStoragePath
     rejects: ObjectStoragePath
     dry_run_bodies: ObjectStoragePath
@@ -115,6 +117,7 @@ def run_paths(
         else root / "rejects" / identity.run_dir / f"{stem}.rejects.jsonl"
     )
     return RunPaths(
+        root=root,
         ledger=root / "ledger" / identity.task_dir / f"{kind}-{input_key(uris, kind)}.jsonl",
         rejects=rejects,
         dry_run_bodies=root / "dry_run" / identity.run_dir / f"{stem}.bodies.jsonl",

@@ -23,7 +23,6 @@ from airflow_provider_aiq_braze.delivery.paths import RunPaths
 from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
-from airflow_provider_aiq_braze.delivery.storage import storage_path
 from airflow_provider_aiq_braze.hooks.braze import BrazeHook
 from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator
 from airflow_provider_aiq_braze.staging import StagedFile, StagedRow, read_record_batches
@@ -135,8 +134,7 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
                 "snapshot_key is empty and the run has no data interval, logical date or run_after: "
                 "pass snapshot_key (e.g. '{{ data_interval_end | ts }}')"
             )
-        root = storage_path(self.state_path or _default_root(), self.state_conn_id) / "audiences"
-        self._store = SnapshotStore(root, self.state_namespace or self.braze_conn_id)
+        self._store = SnapshotStore(paths.root / "audiences", self.state_namespace or self.braze_conn_id)
         self._failed_attributes = set()
         self._data_points = 0
 
@@ -313,9 +311,3 @@ def _interval_key(context: Context) -> str:
     dag_run = context.get("dag_run")
     run_after = getattr(dag_run, "run_after", None)
     return str(run_after.isoformat()) if run_after is not None else ""
-
-
-def _default_root() -> str:
-    from airflow_provider_aiq_braze.delivery.paths import default_state_root
-
-    return default_state_root()
