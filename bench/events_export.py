@@ -16,19 +16,16 @@ import argparse
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from _common import SandboxProcess, fake_context, peak_rss_mb, write_events_csv
 
 from airflow_provider_aiq_braze.braze.responses import BrazeResponse, Outcome
-from airflow_provider_aiq_braze.contracts.events import EventContract
 from airflow_provider_aiq_braze.delivery.engine import DeliveryEngine
-from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected
+from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.storage import JsonlWriter, storage_path
-from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator
 from airflow_provider_aiq_braze.operators.events import BrazeEventExportOperator
-from airflow_provider_aiq_braze.staging import locate, read_rows
+from airflow_provider_aiq_braze.staging import locate
 
 
 class NullSender:
@@ -44,25 +41,11 @@ class NullSender:
 
 
 def run_null(path: Path, work: Path) -> tuple[int, float]:
-    """Read, validate, serialize and batch every row of ``path``; send to :class:`NullSender`."""
-    contract = EventContract()
+    """Read, validate, serialize and batch ``path`` as the operator does; send to :class:`NullSender`."""
     log = logging.getLogger("bench")
-
-    def records() -> Iterator[Record]:
-        for file in locate(str(path)):
-            for row in read_rows(file, required_columns=contract.required_columns):
-                if row.data is None:
-                    yield Rejected(row.file, row.row_number, row.error or "", row.raw)
-                    continue
-                event = contract.to_event(row.data)
-                if isinstance(event, str):
-                    yield Rejected(row.file, row.row_number, event, row.data)
-                else:
-                    yield Deliverable(row.file, row.row_number, event, raw=row.data)
-
-    spec = BrazeDeliveryOperator.users_track_spec("events", 75, safe_to_retry=False)
+    operator = BrazeEventExportOperator(task_id="events", source=str(path))
     engine = DeliveryEngine(
-        spec,
+        operator.request_spec(),
         sender=NullSender(),
         ledger=None,
         rejects=JsonlWriter(storage_path(work / "rejects.jsonl")),
@@ -70,7 +53,7 @@ def run_null(path: Path, work: Path) -> tuple[int, float]:
         max_workers=1,
     )
     started = time.perf_counter()
-    counts = engine.run(records())
+    counts = engine.run(operator.records(locate(str(path)), Progress(log)))
     return counts.rows_read, time.perf_counter() - started
 
 

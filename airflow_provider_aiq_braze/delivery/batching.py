@@ -90,7 +90,7 @@ class Batcher:
         :param item: the deliverable.
         :raises OversizedObjectError: when the object alone is larger than a request may be.
         """
-        text = dumps(item.obj)
+        text = item.text if item.text is not None else dumps(item.obj)
         size = len(text) if text.isascii() else len(text.encode())
         entry = self._open.get(item.group)
         if entry is None:

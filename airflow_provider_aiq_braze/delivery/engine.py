@@ -20,7 +20,7 @@ from airflow_provider_aiq_braze.braze.responses import BrazeResponse
 from airflow_provider_aiq_braze.delivery.batching import Batch, Batcher, BodyTemplate, OversizedObjectError
 from airflow_provider_aiq_braze.delivery.ledger import ACCEPTED, FAILED, UNCERTAIN, Ledger
 from airflow_provider_aiq_braze.delivery.progress import Progress, TaskLog
-from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped
+from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped, materialized
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
 from airflow_provider_aiq_braze.delivery.storage import JsonlWriter
 
@@ -207,7 +207,7 @@ class DeliveryEngine:
         :param rows: how many input rows.
         """
         self.counts.rejected += rows
-        self._rejects.write({"file": file, "row": row, "reason": reason, "data": raw})
+        self._rejects.write({"file": file, "row": row, "reason": reason, "data": materialized(raw)})
 
     # -- batches ----------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 
 @dataclass(slots=True)
 class Deliverable:
@@ -12,19 +14,23 @@ class Deliverable:
 
     :param file: the source file of the row it came from.
     :param row: the row number in that file.
-    :param obj: the Braze object (an event, an attribute object, a recipient).
+    :param obj: the Braze object (an event, an attribute object, a recipient); ``None`` when
+        only its JSON ``text`` was built (the columnar path).
     :param group: requests never mix groups (e.g. the campaign id of a recipient).
     :param rows: how many input rows this object accounts for (0 for an object that comes from
         state rather than input, e.g. an audience exit).
-    :param raw: the input row, written to the rejects file if Braze refuses the object.
+    :param raw: the input row (or a :class:`BatchRow`), written to the rejects file if Braze
+        refuses the object.
+    :param text: the object's compact JSON, when already serialized.
     """
 
     file: str
     row: int
-    obj: dict[str, Any]
+    obj: dict[str, Any] | None
     group: str = ""
     rows: int = 1
     raw: Any = None
+    text: str | None = None
 
 
 @dataclass(slots=True)
@@ -58,3 +64,33 @@ class Skipped:
 
 
 Record = Deliverable | Rejected | Skipped
+
+
+class BatchRow:
+    """One row of an Arrow record batch, turned into a dict only if it is ever needed.
+
+    The columnar path gives each deliverable this instead of a dict: Braze rejects few objects,
+    and building a dict per row would cost more than the rest of the path.
+
+    :param batch: the record batch (only the row's own columns).
+    :param index: the row's position in it.
+    """
+
+    __slots__ = ("batch", "index")
+
+    def __init__(self, batch: pa.RecordBatch, index: int) -> None:
+        self.batch = batch
+        self.index = index
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as column → value, as the row path reads it."""
+        row: dict[str, Any] = self.batch.slice(self.index, 1).to_pylist()[0]
+        return row
+
+
+def materialized(raw: Any) -> Any:
+    """A record's ``raw`` row as it is written to the rejects file.
+
+    :param raw: a row dict, text, or a :class:`BatchRow`.
+    """
+    return raw.as_dict() if isinstance(raw, BatchRow) else raw

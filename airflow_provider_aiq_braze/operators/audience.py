@@ -298,8 +298,9 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
                 yield batch.append_column("_file", pa.array([file.uri] * batch.num_rows, pa.string()))
 
 
-def _writes(obj: dict[str, Any]) -> int:
+def _writes(obj: dict[str, Any] | None) -> int:
     """Attribute writes in an attribute object (identifiers and flags are not billed)."""
+    assert obj is not None, "attribute objects are built as dicts"
     return sum(1 for key in obj if key not in ("external_id", "braze_id", "_update_existing_only"))
 
 

@@ -6,6 +6,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import pyarrow as pa
+
 try:  # Airflow 3.2+
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 except ImportError:  # Airflow 3.1
@@ -30,11 +32,16 @@ from airflow_provider_aiq_braze.staging import (
     StagingError,
     bytes_read,
     locate,
+    read_record_batches,
     read_rows,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+#: The column :meth:`BrazeDeliveryOperator.read_staged_batches` adds with each row's number
+#: (a name no staged file can have: CSV and JSON Lines headers cannot hold a NUL character).
+ROW_NUMBER_COLUMN = "\0row_number"
 
 #: Default for ``max_reject_ratio``: fail the task when more than 5% of the rows are rejected.
 DEFAULT_MAX_REJECT_RATIO = 0.05
@@ -283,6 +290,39 @@ class BrazeDeliveryOperator(BaseOperator):
                     yield row
             progress.file_done(_file_size(file))
 
+    def read_staged_batches(
+        self,
+        files: list[StagedFile],
+        progress: Progress,
+        *,
+        required_columns: Sequence[str] = (),
+        any_of_columns: Sequence[Sequence[str]] = (),
+    ) -> Iterator[tuple[str, pa.RecordBatch] | Rejected]:
+        """Stream every file as Arrow record batches; unreadable rows come back as rejects.
+
+        Each batch comes with its file's URI and has the row numbers in :data:`ROW_NUMBER_COLUMN`.
+        CSV and JSON Lines columns are text (see
+        :func:`~airflow_provider_aiq_braze.staging.read_record_batches`).
+
+        :param files: the located input files.
+        :param progress: to report each finished file.
+        :param required_columns: columns every file must have.
+        :param any_of_columns: groups of columns of which each file must have at least one.
+        """
+        for file in files:
+            unreadable: list[StagedRow] = []
+            for batch in read_record_batches(
+                file,
+                required_columns=required_columns,
+                any_of_columns=any_of_columns,
+                on_reject=unreadable.append,
+                row_number_column=ROW_NUMBER_COLUMN,
+            ):
+                yield from _as_rejects(unreadable)
+                yield file.uri, batch
+            yield from _as_rejects(unreadable)
+            progress.file_done(_file_size(file))
+
     @staticmethod
     def users_track_spec(array: str, max_objects: int, *, safe_to_retry: bool) -> RequestSpec:
         """A ``/users/track`` request carrying one array.
@@ -370,6 +410,13 @@ def task_identity(context: Context) -> TaskIdentity:
         map_index=int(getattr(ti, "map_index", -1) if getattr(ti, "map_index", -1) is not None else -1),
         try_number=int(getattr(ti, "try_number", 1) or 1),
     )
+
+
+def _as_rejects(unreadable: list[StagedRow]) -> Iterator[Rejected]:
+    """Rejects for the rows a reader could not read, emptying the list."""
+    for row in unreadable:
+        yield Rejected(row.file, row.row_number, row.error or "unreadable row", row.raw)
+    unreadable.clear()
 
 
 def _file_size(file: StagedFile) -> int:

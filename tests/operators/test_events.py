@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from airflow.exceptions import AirflowException
 
+from airflow_provider_aiq_braze.contracts.events import EventContract
 from airflow_provider_aiq_braze.operators.events import BrazeEventExportOperator
 from tests.braze_sandbox import connection_env
 from tests.operators.conftest import assert_invariant, read_jsonl
@@ -243,3 +244,32 @@ def test_killed_mid_run_then_retried_resends_no_accepted_batch(tmp_path, braze_s
     # every row arrived, except rows of batches in flight at the kill, which arrived at most once
     assert 3000 - uncertain_rows <= len(counts) <= 3000
     assert uncertain_rows <= 4 * 2 * 75  # at most the batches that were in flight
+
+
+def test_columnar_and_row_paths_send_the_same_bodies(tmp_path, run_task, mocker) -> None:
+    # rows the columnar path takes, rows it defers (epoch and offset times, escapes, padding) and rejects
+    rows = _rows(300)
+    rows[5][3] = "1764324000"
+    rows[6][3] = "2026-11-28T11:00:00+01:00"
+    rows[7][4] = 'quote " and \\ backslash'
+    rows[8][1] = " padded "
+    rows[9][0] = "$reserved"
+    rows[10][1] = ""
+    rows[11][4] = "ü" * 256
+    rows[12][3] = "2026-02-30T00:00:00Z"
+    rows[13][2] = "5f1e2d3c4b5a69788796a5b4"
+    rows[13][1] = ""
+    write_csv(tmp_path / "e.csv", rows)
+    to_event = mocker.spy(EventContract, "to_event")
+    columnar = run_task(_op(tmp_path / "a", str(tmp_path / "e.csv"), dry_run=True))
+    assert to_event.call_count == 8  # only the unusual rows went row by row
+    mocker.patch.object(EventContract, "encode_batch", lambda self, batch, ignore=(): [None] * batch.num_rows)
+    row_by_row = run_task(_op(tmp_path / "b", str(tmp_path / "e.csv"), dry_run=True))
+    assert to_event.call_count == 8 + 300
+    for result in (columnar, row_by_row):
+        assert (result["sent"], result["rejected"]) == (296, 4)
+    assert (
+        Path(columnar["dry_run_path"].removeprefix("file://")).read_bytes()
+        == Path(row_by_row["dry_run_path"].removeprefix("file://")).read_bytes()
+    )
+    assert read_jsonl(columnar["rejects_path"]) == read_jsonl(row_by_row["rejects_path"])
