@@ -11,6 +11,7 @@ path serializes. Anything else is left to the row path, which decides and explai
 from __future__ import annotations
 
 import re
+from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,7 +42,16 @@ UTC_TIMESTAMP = (
 _SAFE_KEY = re.compile(r'[^"\\\x00-\x1f]+')
 
 
-def is_string_column(column: pa.Array | pa.ChunkedArray) -> bool:
+#: A row mask: a boolean column without nulls, or ``True`` / ``False`` for every row (the common
+#: case of a whole column, found with one cheap test, which spares the per-row kernels).
+Mask: TypeAlias = pa.Array | bool
+
+#: Bytes that JSON escapes (controls, double quote, backslash): no UTF-8 sequence of another
+#: character contains them.
+_UNSAFE_BYTES = bytes(range(0x20)) + b'"\\'
+
+
+def is_string_column(column: pa.Array) -> bool:
     """Whether a column holds text (the only type the columnar path serializes).
 
     :param column: the column.
@@ -49,12 +59,43 @@ def is_string_column(column: pa.Array | pa.ChunkedArray) -> bool:
     return bool(pa.types.is_string(column.type))
 
 
-def absent(column: pa.Array) -> pa.Array:
-    """True where a cell is null or the empty string (the row path leaves such cells out).
+def absent(column: pa.Array) -> Mask:
+    """Where a cell is null or the empty string (the row path leaves such cells out).
 
     :param column: a string column.
     """
-    return pc.fill_null(pc.equal(column, ""), True)
+    if column.null_count == len(column):
+        return True
+    empty = pc.fill_null(pc.equal(column, ""), True)
+    if not pc.any(empty).as_py():
+        return False
+    return True if pc.all(empty).as_py() else empty
+
+
+def safe_text(column: pa.Array) -> Mask:
+    """Where a cell needs no JSON escaping (no control character, double quote or backslash).
+
+    :param column: a string column.
+    """
+    data = column.buffers()[2]
+    if data is None:
+        return True
+    raw = data.to_pybytes()
+    if len(raw.translate(None, _UNSAFE_BYTES)) == len(raw):
+        return True  # not one such byte in the whole column
+    return matches(column, SAFE_TEXT)
+
+
+def clean_text(column: pa.Array) -> Mask:
+    """Where a cell is non-empty text that ``str.strip()`` leaves alone and JSON needs no escaping.
+
+    :param column: a string column.
+    """
+    if not pc.all(pc.string_is_ascii(column)).as_py():
+        return matches(column, CLEAN_TEXT)
+    # ASCII without controls: the only character strip() removes is the space
+    padded = pc.or_(pc.starts_with(column, " "), pc.ends_with(column, " "))
+    return both(safe_text(column), pc.fill_null(pc.and_(pc.invert(padded), pc.not_equal(column, "")), False))
 
 
 def matches(column: pa.Array, pattern: str) -> pa.Array:
@@ -66,13 +107,51 @@ def matches(column: pa.Array, pattern: str) -> pa.Array:
     return pc.fill_null(pc.match_substring_regex(column, pattern), False)
 
 
-def at_most_chars(column: pa.Array, limit: int) -> pa.Array:
-    """True where a cell has at most ``limit`` characters (code points, as Python's ``len``).
+def at_most_chars(column: pa.Array, limit: int) -> Mask:
+    """Where a cell has at most ``limit`` characters (code points, as Python's ``len``); nulls pass.
 
     :param column: a string column.
     :param limit: the largest length accepted.
     """
-    return pc.fill_null(pc.less_equal(pc.utf8_length(column), limit), True)
+    lengths = pc.utf8_length(column)
+    longest = pc.max(lengths).as_py()
+    if longest is None or longest <= limit:
+        return True
+    return pc.fill_null(pc.less_equal(lengths, limit), True)
+
+
+def both(first: Mask, second: Mask) -> Mask:
+    """Row-wise AND of two masks.
+
+    :param first: a mask.
+    :param second: a mask.
+    """
+    if first is True or second is False:
+        return second
+    if second is True or first is False:
+        return first
+    return pc.and_(first, second)
+
+
+def either(first: Mask, second: Mask) -> Mask:
+    """Row-wise OR of two masks.
+
+    :param first: a mask.
+    :param second: a mask.
+    """
+    if first is False or second is True:
+        return second
+    if second is False or first is True:
+        return first
+    return pc.or_(first, second)
+
+
+def negated(mask: Mask) -> Mask:
+    """Row-wise NOT of a mask.
+
+    :param mask: a mask.
+    """
+    return (not mask) if isinstance(mask, bool) else pc.invert(mask)
 
 
 def is_json_safe_key(name: str) -> bool:
@@ -86,7 +165,7 @@ def is_json_safe_key(name: str) -> bool:
 def json_member(key: str, column: pa.Array, *, prefix: str = ",") -> pa.Array:
     """``"key":"value"`` for each cell, after ``prefix`` (a comma, or ``{`` to open an object).
 
-    Only for keys and cells that need no escaping (see :func:`is_json_safe_key`, ``SAFE_TEXT``).
+    Only for keys and cells that need no escaping (see :func:`is_json_safe_key`, :func:`safe_text`).
 
     :param key: the member name.
     :param column: the values.
@@ -95,31 +174,27 @@ def json_member(key: str, column: pa.Array, *, prefix: str = ",") -> pa.Array:
     return pc.binary_join_element_wise(f'{prefix}"{key}":"', column, '"', "")
 
 
-def when(mask: pa.Array, text: pa.Array | str, otherwise: pa.Array | str = "") -> pa.Array:
+def when(mask: Mask, text: pa.Array | str, otherwise: pa.Array | str = "") -> pa.Array | str:
     """``text`` where ``mask`` is true, else ``otherwise``.
 
-    :param mask: a boolean column without nulls.
+    :param mask: a mask.
     :param text: the text where true.
     :param otherwise: the text where false.
     """
+    if isinstance(mask, bool):
+        return text if mask else otherwise
     return pc.if_else(mask, text, otherwise)
 
 
 def concat(*parts: pa.Array | str) -> pa.Array:
-    """Join text columns (and constants) row by row.
+    """Join text columns and constants row by row (at least one part must be a column).
 
-    :param parts: columns or constant strings.
+    :param parts: columns or constant strings; adjacent constants are merged first.
     """
-    return pc.binary_join_element_wise(*parts, "")
-
-
-def all_true(masks: list[pa.Array], length: int) -> pa.Array:
-    """The row-wise AND of boolean columns without nulls (all true when there are none).
-
-    :param masks: the columns.
-    :param length: the number of rows.
-    """
-    result: pa.Array = pa.array([True] * length, type=pa.bool_()) if not masks else masks[0]
-    for mask in masks[1:]:
-        result = pc.and_(result, mask)
-    return result
+    merged: list[pa.Array | str] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        elif not (isinstance(part, str) and not part):
+            merged.append(part)
+    return pc.binary_join_element_wise(*merged, "")

@@ -152,50 +152,60 @@ class EventContract:
         columns = {name: batch.column(i) for i, name in enumerate(batch.schema.names) if name not in ignore}
         if not all(col.is_string_column(column) for column in columns.values()):
             return [None] * rows
-        nulls = pa.nulls(rows, pa.string())
-
-        def column(name: str | None) -> pa.Array:
-            return columns.get(name, nulls) if name else nulls
-
-        checks: list[pa.Array] = []
+        checks: list[col.Mask] = []
+        parts: list[pa.Array | str] = []
         # the identifier: the first preferred kind with a value
-        first_kind, *other_kinds = self.identifier_preference
-        first = column(self._id_columns[first_kind])
-        first_ok = col.matches(first, _IDENTIFIER_PATTERNS[first_kind])
-        identifier = col.json_member(first_kind, first, prefix="{")
-        if other_kinds:
-            second_kind = other_kinds[0]
-            second = column(self._id_columns[second_kind])
-            second_ok = pc.and_(col.absent(first), col.matches(second, _IDENTIFIER_PATTERNS[second_kind]))
-            identifier = col.when(first_ok, identifier, col.json_member(second_kind, second, prefix="{"))
-            checks.append(pc.or_(first_ok, second_ok))
-        else:
+        candidates = [
+            (kind, columns[self._id_columns[kind]])
+            for kind in self.identifier_preference
+            if self._id_columns[kind] in columns
+        ]
+        if not candidates:
+            return [None] * rows
+        first_kind, first = candidates[0]
+        first_absent = col.absent(first)
+        if first_absent is True and len(candidates) > 1:
+            first_kind, first = candidates[1]
+            first_absent = col.absent(first)
+        first_ok = _clean_identifier(first_kind, first)
+        if first_absent is False or len(candidates) == 1 or first_kind == candidates[-1][0]:
             checks.append(first_ok)
+            parts += [f'{{"{first_kind}":"', first, '"']
+        else:
+            second_kind, second = candidates[1]
+            second_ok = col.both(first_absent, _clean_identifier(second_kind, second))
+            checks.append(col.either(first_ok, second_ok))
+            parts.append(
+                col.when(
+                    first_ok,
+                    col.json_member(first_kind, first, prefix="{"),
+                    col.json_member(second_kind, second, prefix="{"),
+                )
+            )
         # the name
-        name = column(self.event_name_column)
-        checks.append(col.matches(name, col.CLEAN_TEXT))
-        checks.append(pc.invert(pc.fill_null(pc.starts_with(name, "$"), True)))
+        name = columns.get(self.event_name_column)
+        stamp = columns.get(self.timestamp_column)
+        if name is None or stamp is None:
+            return [None] * rows
+        checks.append(col.clean_text(name))
+        checks.append(col.negated(pc.fill_null(pc.starts_with(name, "$"), True)))
         checks.append(col.at_most_chars(name, MAX_KEY_LENGTH))
+        parts += [',"name":"', name, '","time":"']
         # the time, formatted as YYYY-MM-DDTHH:MM:SS.mmmZ
-        stamp = column(self.timestamp_column)
         checks.append(col.matches(stamp, col.UTC_TIMESTAMP))
-        fraction = col.when(
-            pc.fill_null(pc.equal(pc.utf8_slice_codeunits(stamp, 19, 20), "."), False),
-            pc.utf8_slice_codeunits(stamp, 20, 23),
-            "000",
-        )
-        time = col.concat(
+        with_fraction = pc.fill_null(pc.equal(pc.utf8_slice_codeunits(stamp, 19, 20), "."), False)
+        parts += [
             pc.utf8_slice_codeunits(stamp, 0, 10),
             "T",
             pc.utf8_slice_codeunits(stamp, 11, 19),
             ".",
-            fraction,
-            "Z",
-        )
+            col.when(with_fraction, pc.utf8_slice_codeunits(stamp, 20, 23), "000"),
+            'Z"',
+        ]
         # properties: a JSON ``properties`` cell takes the row path
         if self.properties_column in columns:
             checks.append(col.absent(columns[self.properties_column]))
-        members: list[pa.Array] = []
+        members: list[tuple[str, pa.Array, col.Mask]] = []
         bound = 2  # as properties_problem's upper bound of the serialized size
         names = dict.fromkeys(self.property_columns if self.property_columns is not None else columns)
         for key in names:
@@ -203,56 +213,55 @@ class EventContract:
                 continue
             values = columns[key]
             empty = col.absent(values)
+            if empty is True:
+                continue
             if name_problem(key, reserved=RESERVED_EVENT_PROPERTY_NAMES) or not col.is_json_safe_key(key):
                 checks.append(empty)  # the row path rejects (or escapes) it
                 continue
             bound += 6 * (len(key) + MAX_STRING_VALUE_LENGTH) + 6
-            checks.append(
-                pc.or_(
-                    empty,
-                    pc.and_(
-                        col.matches(values, col.SAFE_TEXT), col.at_most_chars(values, MAX_STRING_VALUE_LENGTH)
-                    ),
-                )
-            )
-            members.append(col.when(empty, "", col.json_member(key, values)))
+            valid = col.both(col.safe_text(values), col.at_most_chars(values, MAX_STRING_VALUE_LENGTH))
+            checks.append(col.either(empty, valid))
+            members.append((key, values, empty))
         if bound > self.properties_max_bytes:
             return [None] * rows  # the size check needs the row path
-        properties: pa.Array | str = ""
-        if members:
-            joined = col.concat(*members)
-            properties = col.when(
-                col.absent(joined), "", col.concat(',"properties":{', pc.utf8_slice_codeunits(joined, 1), "}")
-            )
+        parts += _properties_parts(members)
         # app_id
-        app_id: pa.Array | str = ""
-        if self.app_id_column and self.app_id_column in columns:
-            values = columns[self.app_id_column]
-            empty = col.absent(values)
-            checks.append(
-                pc.or_(
-                    empty,
-                    pc.and_(
-                        col.matches(values, col.CLEAN_TEXT),
-                        col.at_most_chars(values, MAX_STRING_VALUE_LENGTH),
-                    ),
-                )
-            )
-            app_id = col.when(empty, "", col.json_member("app_id", values))
-        text = col.concat(
-            identifier,
-            ',"name":"',
-            name,
-            '","time":"',
-            time,
-            '"',
-            properties,
-            app_id,
-            ',"_update_existing_only":true}' if self.update_existing_only else "}",
-        )
-        valid = col.all_true(checks, rows)
-        return pc.if_else(valid, text, pa.scalar(None, pa.string())).to_pylist()  # type: ignore[no-any-return]
+        app_id = columns.get(self.app_id_column) if self.app_id_column else None
+        if app_id is not None and (empty := col.absent(app_id)) is not True:
+            valid = col.both(col.clean_text(app_id), col.at_most_chars(app_id, MAX_STRING_VALUE_LENGTH))
+            checks.append(col.either(empty, valid))
+            parts.append(col.when(empty, "", col.json_member("app_id", app_id)))
+        parts.append(',"_update_existing_only":true}' if self.update_existing_only else "}")
+        valid = True
+        for check in checks:
+            valid = col.both(valid, check)
+        if valid is False:
+            return [None] * rows
+        text = col.concat(*parts)
+        if valid is not True:
+            text = pc.if_else(valid, text, pa.scalar(None, pa.string()))
+        return text.to_pylist()  # type: ignore[no-any-return]
 
 
-#: What a clean identifier of each kind looks like (the row path's checks, after trimming).
-_IDENTIFIER_PATTERNS = {"external_id": col.CLEAN_TEXT, "braze_id": col.BRAZE_ID}
+def _clean_identifier(kind: str, column: pa.Array) -> col.Mask:
+    """Where a cell is an identifier of ``kind`` the row path takes unchanged."""
+    return col.matches(column, col.BRAZE_ID) if kind == "braze_id" else col.clean_text(column)
+
+
+def _properties_parts(members: list[tuple[str, pa.Array, col.Mask]]) -> list[pa.Array | str]:
+    """The ``"properties"`` member of each row, as parts for :func:`columnar.concat`.
+
+    :param members: each property's key, values, and where it is absent.
+    """
+    if not members:
+        return []
+    if all(empty is False for _, _, empty in members):  # every row has every property
+        parts: list[pa.Array | str] = [',"properties":{']
+        for position, (key, values, _) in enumerate(members):
+            parts += [f'{"," if position else ""}"{key}":"', values, '"']
+        return [*parts, "}"]
+    joined = col.concat(
+        *(col.when(empty, "", col.json_member(key, values)) for key, values, empty in members)
+    )
+    body = col.concat(',"properties":{', pc.utf8_slice_codeunits(joined, 1), "}")
+    return [col.when(pc.equal(joined, ""), "", body)]

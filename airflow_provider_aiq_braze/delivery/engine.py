@@ -207,7 +207,7 @@ class DeliveryEngine:
         :param rows: how many input rows.
         """
         self.counts.rejected += rows
-        self._rejects.write({"file": file, "row": row, "reason": reason, "data": materialized(raw)})
+        self._rejects.write({"file": file, "row": row, "reason": reason, "data": materialized(raw, row)})
 
     # -- batches ----------------------------------------------------------------------------
 

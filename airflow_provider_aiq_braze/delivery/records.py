@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 @dataclass(slots=True)
@@ -19,7 +20,7 @@ class Deliverable:
     :param group: requests never mix groups (e.g. the campaign id of a recipient).
     :param rows: how many input rows this object accounts for (0 for an object that comes from
         state rather than input, e.g. an audience exit).
-    :param raw: the input row (or a :class:`BatchRow`), written to the rejects file if Braze
+    :param raw: the input row (or the :class:`BatchRows` holding it), written to the rejects file if Braze
         refuses the object.
     :param text: the object's compact JSON, when already serialized.
     """
@@ -66,31 +67,41 @@ class Skipped:
 Record = Deliverable | Rejected | Skipped
 
 
-class BatchRow:
-    """One row of an Arrow record batch, turned into a dict only if it is ever needed.
+class BatchRows:
+    """The rows of an Arrow record batch, turned into a dict only when one is needed.
 
-    The columnar path gives each deliverable this instead of a dict: Braze rejects few objects,
-    and building a dict per row would cost more than the rest of the path.
+    The columnar path gives each of its deliverables the one ``BatchRows`` of their batch as
+    ``raw``: Braze refuses few objects, and a dict (or even a small object) per row would cost
+    more than the rest of the path.
 
-    :param batch: the record batch (only the row's own columns).
-    :param index: the row's position in it.
+    :param batch: the record batch.
+    :param row_number_column: the column holding each row's number (left out of the dicts).
     """
 
-    __slots__ = ("batch", "index")
+    __slots__ = ("batch", "row_number_column")
 
-    def __init__(self, batch: pa.RecordBatch, index: int) -> None:
+    def __init__(self, batch: pa.RecordBatch, row_number_column: str) -> None:
         self.batch = batch
-        self.index = index
+        self.row_number_column = row_number_column
 
-    def as_dict(self) -> dict[str, Any]:
-        """The row as column → value, as the row path reads it."""
-        row: dict[str, Any] = self.batch.slice(self.index, 1).to_pylist()[0]
+    def row(self, number: int) -> dict[str, Any] | None:
+        """The row numbered ``number``, as column → value (as the row path reads it).
+
+        :param number: the row number.
+        """
+        numbers = self.batch.column(self.row_number_column)
+        index = pc.index(numbers, pa.scalar(number, numbers.type)).as_py()
+        if index < 0:
+            return None
+        row: dict[str, Any] = self.batch.slice(index, 1).to_pylist()[0]
+        del row[self.row_number_column]
         return row
 
 
-def materialized(raw: Any) -> Any:
+def materialized(raw: Any, row_number: int) -> Any:
     """A record's ``raw`` row as it is written to the rejects file.
 
-    :param raw: a row dict, text, or a :class:`BatchRow`.
+    :param raw: a row dict, text, or the :class:`BatchRows` holding the row.
+    :param row_number: the row's number.
     """
-    return raw.as_dict() if isinstance(raw, BatchRow) else raw
+    return raw.row(row_number) if isinstance(raw, BatchRows) else raw

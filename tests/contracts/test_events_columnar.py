@@ -220,3 +220,43 @@ def test_many_property_columns_defer_the_size_check_to_the_row_path() -> None:
     assert EventContract(properties_max_bytes=100_000).encode_batch(batch)[0] == to_json(
         EventContract().to_event(row)
     )
+
+
+def _plain(i: int, **overrides: Any) -> dict[str, Any]:
+    row = {
+        "event_name": "viewed",
+        "external_id": f"u{i}",
+        "braze_id": None,
+        "timestamp": f"2026-11-28T10:{i % 60:02d}:00Z",
+        "plan": f"p{i}",
+        "seats": str(i),
+    }
+    row.update(overrides)
+    return row
+
+
+# Whole-column shortcuts (a column with no empty cell, no byte to escape, only ASCII) must agree
+# with the per-row checks: each case is a batch where one column is uniform or has one odd row.
+UNIFORM_BATCHES = {
+    "all plain": ([_plain(i) for i in range(50)], 50),
+    "braze_id only": ([_plain(i, external_id=None, braze_id=BRAZE_ID) for i in range(50)], 50),
+    "one row without external_id": (
+        [_plain(i, external_id=None if i == 7 else f"u{i}") for i in range(50)],
+        49,
+    ),
+    "one padded external_id": ([_plain(i, external_id=" u" if i == 7 else f"u{i}") for i in range(50)], 49),
+    "one quote in a property": ([_plain(i, plan='a"b' if i == 7 else "p") for i in range(50)], 49),
+    "one empty property": ([_plain(i, plan="" if i == 7 else "p") for i in range(50)], 50),
+    "property empty everywhere": ([_plain(i, plan=None) for i in range(50)], 50),
+    "non-ASCII names": ([_plain(i, event_name="café visit" if i == 7 else "vü") for i in range(50)], 1),
+    "non-ASCII inside": ([_plain(i, event_name="a-ü-b", external_id=f"u-ß-{i}") for i in range(50)], 50),
+    "one long property": ([_plain(i, plan="x" * 256 if i == 7 else "p") for i in range(50)], 49),
+    "one padded app_id": ([_plain(i, app_id=" a" if i == 7 else "a") for i in range(50)], 49),
+    "one empty app_id": ([_plain(i, app_id=None if i == 7 else "a") for i in range(50)], 50),
+}
+
+
+@pytest.mark.parametrize("case", list(UNIFORM_BATCHES))
+def test_whole_column_shortcuts_agree_with_the_row_path(case: str) -> None:
+    rows, expected_fast = UNIFORM_BATCHES[case]
+    assert _assert_same(_both(EventContract(), rows)) == expected_fast

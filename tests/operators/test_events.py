@@ -127,6 +127,7 @@ def test_minor_errors_map_back_to_their_rows(tmp_path, braze_sandbox_factory, mo
     # batches finish in any order: the rejects file follows completion, not input order
     assert sorted((r["row"], r["data"]["external_id"]) for r in rejects) == [(4, "u3"), (78, "u77")]
     assert all(r["reason"].startswith("Braze rejected: ") for r in rejects)
+    assert all(set(r["data"]) == set(HEADER) for r in rejects)  # the row as read, nothing added
     assert {e["external_id"] for e in sandbox.state.events()} == {f"u{i}" for i in range(80)} - {"u3", "u77"}
     assert_invariant(result)
 
