@@ -19,7 +19,7 @@ CSV = 'id,name,score\n1,Ada,3\n2,,4\n3,Bob\n4,"Cy, Jr",\n5,Di,7\n'
 def test_csv_batches_are_strings_with_nulls(stage: Callable[..., Path], name: str) -> None:
     rejects: list[StagedRow] = []
     batches = list(read_record_batches(one(stage(name, CSV)), batch_size=2, on_reject=rejects.append))
-    assert [b.num_rows for b in batches] == [2, 2]
+    assert all(b.num_rows <= 2 for b in batches)
     table = pa.Table.from_batches(batches)
     assert table.schema == pa.schema([("id", pa.string()), ("name", pa.string()), ("score", pa.string())])
     assert table.to_pylist() == [
@@ -67,12 +67,13 @@ def test_header_only_and_bad_arguments(stage: Callable[..., Path]) -> None:
         read_record_batches(file, columns=["id"], row_number_column="id")
 
 
-def test_many_batches_exact_sizes(stage: Callable[..., Path]) -> None:
+def test_many_batches_at_most_batch_size(stage: Callable[..., Path]) -> None:
     body = "id,v\n" + "".join(f"{i},{i % 7 or ''}\n" for i in range(1, 10_001))
     batches = list(
         read_record_batches(one(stage("many.csv.gz", body)), batch_size=3000, row_number_column="n")
     )
-    assert [b.num_rows for b in batches] == [3000, 3000, 3000, 1000]
+    assert len(batches) >= 4
+    assert all(0 < b.num_rows <= 3000 for b in batches)
     table = pa.Table.from_batches(batches)
     assert table.column("n").to_pylist() == list(range(1, 10_001))
     assert table.column("id").to_pylist() == [str(i) for i in range(1, 10_001)]
