@@ -69,6 +69,10 @@ class SandboxProcess:
         self.process.wait(timeout=30)
 
 
+#: The columns of :func:`write_events_csv`.
+EVENT_COLUMNS = ["event_name", "external_id", "braze_id", "timestamp", "product", "price"]
+
+
 def write_events_csv(path: Path, rows: int, *, gz: bool = False) -> Path:
     """Write ``rows`` realistic event rows (5 columns + 2 properties).
 
@@ -79,7 +83,7 @@ def write_events_csv(path: Path, rows: int, *, gz: bool = False) -> Path:
     opener: Any = gzip.open if gz else open
     with opener(path, "wt", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["event_name", "external_id", "braze_id", "timestamp", "product", "price"])
+        writer.writerow(EVENT_COLUMNS)
         for i in range(rows):
             writer.writerow(
                 [

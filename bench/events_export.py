@@ -1,24 +1,30 @@
 """Event export benchmarks (issue: 25,000 events/s at 50 ms; ≤ 10 µs/row overhead; ≤ 300 MB RSS).
 
     python bench/events_export.py throughput --rows 1000000 --latency-ms 50
-    python bench/events_export.py overhead --rows 1000000
+    python bench/events_export.py overhead --rows 1000000 [--input csv|csv-quoted|jsonl|parquet]
     python bench/events_export.py memory --rows 5000000
 
 ``throughput`` sends to the sandbox (in its own process, Braze's default rate limit of 3,000
 requests per 3 s) through the operator. ``overhead`` runs read + validate + serialize + batch with
-a sender that answers at once (no network). ``memory`` streams a gzip CSV through the same null
-sender and reports peak RSS.
+a sender that answers at once (no network), on the same rows as CSV (default), CSV with every
+field quoted, JSON Lines or Parquet. ``memory`` streams a gzip CSV through the same null sender
+and reports peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import logging
 import tempfile
 import time
 from pathlib import Path
 
-from _common import SandboxProcess, fake_context, peak_rss_mb, write_events_csv
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+from _common import EVENT_COLUMNS, SandboxProcess, fake_context, peak_rss_mb, write_events_csv
 
 from airflow_provider_aiq_braze.braze.responses import BrazeResponse, Outcome
 from airflow_provider_aiq_braze.delivery.engine import DeliveryEngine
@@ -57,6 +63,33 @@ def run_null(path: Path, work: Path) -> tuple[int, float]:
     return counts.rows_read, time.perf_counter() - started
 
 
+def as_input(csv_path: Path, kind: str) -> Path:
+    """The rows of ``csv_path`` in another input format (text columns, empty cells left out).
+
+    :param csv_path: the events CSV.
+    :param kind: ``csv``, ``csv-quoted``, ``jsonl`` or ``parquet``.
+    """
+    if kind == "csv":
+        return csv_path
+    table = pa_csv.read_csv(
+        csv_path,
+        convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(EVENT_COLUMNS, pa.string())),
+    )
+    if kind == "parquet":
+        pq.write_table(table, csv_path.with_suffix(".parquet"))
+        return csv_path.with_suffix(".parquet")
+    path = csv_path.with_suffix(".jsonl" if kind == "jsonl" else ".quoted.csv")
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        if kind == "jsonl":
+            for row in table.to_pylist():
+                handle.write(json.dumps({k: v for k, v in row.items() if v is not None}) + "\n")
+        else:
+            writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
+            writer.writerow(table.column_names)
+            writer.writerows(zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,6 +98,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--input", choices=["csv", "csv-quoted", "jsonl", "parquet"], default="csv")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp:
@@ -94,11 +128,11 @@ def main() -> None:
             print(f"elapsed: {elapsed:.1f} s  throughput: {result['sent'] / elapsed:,.0f} events/s")
             print(f"peak RSS: {peak_rss_mb():.0f} MiB")
         elif args.mode == "overhead":
-            source = write_events_csv(work / "events.csv", args.rows)
+            source = as_input(write_events_csv(work / "events.csv", args.rows), args.input)
             rows, elapsed = run_null(source, work)
             print(
-                f"rows: {rows:,}  elapsed: {elapsed:.2f} s  overhead: {elapsed / rows * 1e6:.2f} µs/row "
-                "(read + validate + serialize + batch, null sender)"
+                f"rows: {rows:,} ({args.input})  elapsed: {elapsed:.2f} s  overhead: "
+                f"{elapsed / rows * 1e6:.2f} µs/row (read + validate + serialize + batch, null sender)"
             )
         else:
             source = write_events_csv(work / "events.csv.gz", args.rows, gz=True)
