@@ -28,6 +28,8 @@ def test_memory_stays_flat_while_streaming_a_large_gzip_csv(tmp_path: Path) -> N
     path = _big_gzip_csv(tmp_path / "big.csv.gz")
     uncompressed = ROWS * 45
     file = one(path)
+    for _ in read_rows(file):  # the first read imports storage plugins: not the reader's memory
+        break
     tracemalloc.start()
     try:
         count = sum(1 for row in read_rows(file) if row.error is None)
