@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 #: (a name no staged file can have: CSV and JSON Lines headers cannot hold a NUL character).
 ROW_NUMBER_COLUMN = "\0row_number"
 
+#: Rows per record batch the operators process at a time: large enough that the per-batch cost of
+#: Arrow compute calls vanishes, small enough that a batch's intermediate columns stay a few MB.
+STAGED_BATCH_ROWS = 16_384
+
 #: Default for ``max_reject_ratio``: fail the task when more than 5% of the rows are rejected.
 DEFAULT_MAX_REJECT_RATIO = 0.05
 
@@ -317,6 +321,7 @@ class BrazeDeliveryOperator(BaseOperator):
                 any_of_columns=any_of_columns,
                 on_reject=unreadable.append,
                 row_number_column=ROW_NUMBER_COLUMN,
+                batch_size=STAGED_BATCH_ROWS,
             ):
                 yield from _as_rejects(unreadable)
                 yield file.uri, batch
