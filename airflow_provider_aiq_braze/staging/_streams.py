@@ -32,24 +32,16 @@ class ScanningReader(io.RawIOBase):
     Readers look at it once per row: while it is false, every row decoded so far is clean text and
     needs no check of its own (text is decoded ahead of parsing, so the flag is never late).
 
-    ``quoted`` (only with ``watch_quotes``) turns true as soon as a chunk holds a double quote byte:
-    the fast CSV reader gives up from there, as Arrow parses quoted fields more leniently than the
-    ``csv`` module does. (There, Arrow's I/O thread does the reading; flags are only ever set, and
-    a chunk's flags are set before the chunk is returned, so a reader never sees them late.)
-
     :param fileobj: the underlying file object (storage file, or a ``GzipFile`` over it).
     :param check_text: whether to watch for NUL bytes and invalid UTF-8 at all.
-    :param watch_quotes: whether to watch for ``"`` bytes (sets ``quoted``).
     """
 
-    def __init__(self, fileobj: Any, *, check_text: bool = True, watch_quotes: bool = False) -> None:
+    def __init__(self, fileobj: Any, *, check_text: bool = True) -> None:
         super().__init__()
         self._f = fileobj
         self._check = check_text
-        self._watch_quotes = watch_quotes
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self.dirty = False
-        self.quoted = False
 
     def readable(self) -> bool:
         return True
@@ -57,8 +49,6 @@ class ScanningReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         data = self._f.read(len(buffer))
         n = len(data)
-        if self._watch_quotes and not self.quoted and b'"' in data:
-            self.quoted = True
         if self._check and not self.dirty:
             try:
                 if n:
@@ -75,13 +65,12 @@ class ScanningReader(io.RawIOBase):
 
 @contextlib.contextmanager
 def open_binary(
-    file: StagedFile, *, check_text: bool = False, watch_quotes: bool = False
+    file: StagedFile, *, check_text: bool = False
 ) -> Iterator[tuple[io.BufferedReader[Any], ScanningReader]]:
     """Open a staged CSV or JSON Lines file as a buffered, decompressed byte stream.
 
     :param file: the staged file.
     :param check_text: make the returned :class:`ScanningReader` watch for NUL and invalid UTF-8.
-    :param watch_quotes: make it watch for double quote bytes too (``ScanningReader.quoted``).
     :return: (context manager of) the buffered stream and the scanner beneath it.
     :raises StagingError: the file cannot be opened, or looks gzip-compressed without saying so.
     """
@@ -90,7 +79,7 @@ def open_binary(
         inner: Any = raw
         if file.compression == "gzip":
             inner = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
-        scanner = ScanningReader(inner, check_text=check_text, watch_quotes=watch_quotes)
+        scanner = ScanningReader(inner, check_text=check_text)
         stream = io.BufferedReader(scanner, buffer_size=READ_SIZE)
         if file.compression is None:
             try:
