@@ -24,7 +24,7 @@ from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
 from airflow_provider_aiq_braze.hooks.braze import BrazeHook
-from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator
+from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator, unreadable_reject
 from airflow_provider_aiq_braze.staging import StagedFile, StagedRow, read_record_batches
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
             counts.full_resync_data_points,
         )
         for row in unreadable:
-            yield Rejected(row.file, row.row_number, row.error or "unreadable row", row.raw)
+            yield unreadable_reject(row)
         for reject in plan.iter_rejects():
             yield Rejected(reject.file, reject.row, reject.reason, reject.row_dict)
         if counts.duplicates:

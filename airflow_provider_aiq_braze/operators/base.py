@@ -289,7 +289,7 @@ class BrazeDeliveryOperator(BaseOperator):
         for file in files:
             for row in read_rows(file, required_columns=required_columns, any_of_columns=any_of_columns):
                 if row.error is not None:
-                    yield Rejected(row.file, row.row_number, row.error, row.raw)
+                    yield unreadable_reject(row)
                 else:
                     yield row
             progress.file_done(_file_size(file))
@@ -417,10 +417,18 @@ def task_identity(context: Context) -> TaskIdentity:
     )
 
 
+def unreadable_reject(row: StagedRow) -> Rejected:
+    """The reject of a row a staging reader could not read, with the reader's reason.
+
+    :param row: the row, with ``error`` set.
+    """
+    return Rejected(row.file, row.row_number, row.error or "unreadable row", row.raw)
+
+
 def _as_rejects(unreadable: list[StagedRow]) -> Iterator[Rejected]:
     """Rejects for the rows a reader could not read, emptying the list."""
     for row in unreadable:
-        yield Rejected(row.file, row.row_number, row.error or "unreadable row", row.raw)
+        yield unreadable_reject(row)
     unreadable.clear()
 
 
