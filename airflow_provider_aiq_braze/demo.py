@@ -41,6 +41,7 @@ from typing import Any
 import requests
 
 from airflow_provider_aiq_braze.demo_data import DemoData, generate
+from airflow_provider_aiq_braze.sandbox.process import start_sandbox_process
 
 #: The repository (``dags/`` lives next to the package in a clone).
 REPO = Path(__file__).resolve().parent.parent
@@ -171,31 +172,16 @@ def running_sandbox(home: Path) -> Iterator[Sandbox]:
 
     :param home: the demo home (for the port file and the request journal).
     """
-    port_file = home / "sandbox.port"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_aiq_braze.sandbox",
-            "--port",
-            "0",
-            "--api-key",
-            DEMO_API_KEY,
-            "--port-file",
-            str(port_file),
-            "--journal",
-            str(home / "braze-journal.jsonl"),
-        ],
-        stdout=subprocess.DEVNULL,
+    process, base_url = start_sandbox_process(
+        "--api-key",
+        DEMO_API_KEY,
+        "--journal",
+        str(home / "braze-journal.jsonl"),
+        port_file=home / "sandbox.port",
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("The Braze sandbox did not start")
-            time.sleep(0.05)
-        yield Sandbox(process, f"http://127.0.0.1:{int(port_file.read_text())}")
+        yield Sandbox(process, base_url)
     finally:
         stop(process)
 

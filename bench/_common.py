@@ -6,13 +6,12 @@ import csv
 import gzip
 import os
 import resource
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+from airflow_provider_aiq_braze.sandbox.process import start_sandbox_process
 
 #: The key the benchmark sandboxes accept.
 BENCH_API_KEY = "sk-bench-not-a-real-key"
@@ -26,30 +25,9 @@ class SandboxProcess:
 
     def __init__(self, *args: str) -> None:
         self._dir = tempfile.mkdtemp(prefix="bench-sandbox-")
-        port_file = Path(self._dir) / "port"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow_provider_aiq_braze.sandbox",
-                "--port",
-                "0",
-                "--api-key",
-                BENCH_API_KEY,
-                "--port-file",
-                str(port_file),
-                "--log-limit",
-                "1000",
-                *args,
-            ],
-            stdout=subprocess.DEVNULL,
+        self.process, self.base_url = start_sandbox_process(
+            "--api-key", BENCH_API_KEY, "--log-limit", "1000", *args, port_file=Path(self._dir) / "port"
         )
-        deadline = time.monotonic() + 30
-        while not port_file.exists() or not port_file.read_text().strip():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("the sandbox did not start")
-            time.sleep(0.05)
-        self.base_url = f"http://127.0.0.1:{port_file.read_text().strip()}"
 
     def use_as_default_connection(self) -> None:
         """Point ``braze_default`` at this sandbox through ``AIRFLOW_CONN_BRAZE_DEFAULT``."""

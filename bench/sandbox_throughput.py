@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from airflow_provider_aiq_braze.sandbox.process import SandboxStartError, start_sandbox_process
+
 API_KEY = "sk-BENCH-not-a-secret"
 
 
@@ -63,31 +65,19 @@ def start_sandbox(port_file: Path) -> tuple[subprocess.Popen[bytes], int]:
 
     :param port_file: where the sandbox writes its port.
     """
-    command = [
-        sys.executable,
-        "-m",
-        "airflow_provider_aiq_braze.sandbox",
-        "--port",
-        "0",
-        "--port-file",
-        str(port_file),
-        "--api-key",
-        API_KEY,
-        "--users-track-rate",
-        "100000000/1",
-        "--log-limit",
-        "10000",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if port_file.exists():
-            return process, int(port_file.read_text().strip())
-        if process.poll() is not None:
-            raise SystemExit(f"the sandbox exited with status {process.returncode}")
-        time.sleep(0.02)
-    process.kill()
-    raise SystemExit("the sandbox did not start within 30 s")
+    try:
+        process, base_url = start_sandbox_process(
+            "--api-key",
+            API_KEY,
+            "--users-track-rate",
+            "100000000/1",
+            "--log-limit",
+            "10000",
+            port_file=port_file,
+        )
+    except SandboxStartError as exc:
+        raise SystemExit(str(exc)) from None
+    return process, int(base_url.rsplit(":", 1)[1])
 
 
 def client(port: int, bodies: list[bytes], stop: threading.Event, results: list[tuple[int, int]]) -> None:

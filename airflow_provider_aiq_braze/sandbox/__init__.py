@@ -14,6 +14,7 @@ from airflow_provider_aiq_braze.sandbox.config import (
     parse_api_key,
     parse_rate,
 )
+from airflow_provider_aiq_braze.sandbox.process import SandboxStartError, start_sandbox_process
 from airflow_provider_aiq_braze.sandbox.server import BrazeSandbox
 from airflow_provider_aiq_braze.sandbox.state import SandboxState
 
@@ -21,8 +22,10 @@ __all__ = [
     "BrazeSandbox",
     "FaultConfig",
     "SandboxConfig",
+    "SandboxStartError",
     "SandboxState",
     "build_config",
     "parse_api_key",
     "parse_rate",
+    "start_sandbox_process",
 ]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from airflow_provider_aiq_braze.sandbox import SandboxStartError, start_sandbox_process
 from airflow_provider_aiq_braze.sandbox.__main__ import build_parser, config_from_args, main
 
 KEY = "sk-CLI-test-key-0001"
@@ -181,3 +182,14 @@ def test_invalid_flag_values_are_usage_errors(argv):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2
+
+
+def test_start_sandbox_process_waits_for_the_port_and_reports_a_failed_start(tmp_path: Path) -> None:
+    process, base_url = start_sandbox_process("--api-key", KEY, port_file=tmp_path / "port")
+    try:
+        assert requests.get(f"{base_url}/_sandbox/stats", timeout=10).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    with pytest.raises(SandboxStartError, match="exited with status 2"):
+        start_sandbox_process("--no-such-flag", port_file=tmp_path / "never")
