@@ -7,8 +7,11 @@ Full runs under ``airflow dags test`` live in ``tests/e2e``.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,6 +48,16 @@ def run_task() -> Callable[..., dict[str, Any]]:
         return op.execute({"ti": ti, **context})
 
     return run
+
+
+def write_csv(path: Path, header: list[str], rows: Iterable[list[Any]], *, gz: bool = False) -> Path:
+    """Write a staged CSV file (gzip-compressed with ``gz``) with a header row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (gzip.open if gz else open)(path, "wt", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from airflow.exceptions import AirflowException
 from airflow_provider_aiq_braze.audiences import DeltaPlan
 from airflow_provider_aiq_braze.operators.audience import BrazeAudienceMembershipOperator
 from tests.braze_sandbox import create_users
-from tests.operators.conftest import assert_invariant, read_jsonl
+from tests.operators.conftest import assert_invariant, read_jsonl, write_csv
 
 USERS = [f"u{i:03d}" for i in range(200)]
 
@@ -20,14 +19,12 @@ def snapshot(
     path: Path, members: list[tuple[str, str, str]], extra: dict[str, list[str]] | None = None
 ) -> Path:
     """Write a membership CSV of (audience, split, external_id) rows."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = ["audience_id", "split_id", "external_id", "braze_id", *(extra or {})]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for i, (audience, split, user) in enumerate(members):
-            writer.writerow([audience, split, user, "", *(values[i] for values in (extra or {}).values())])
-    return path
+    rows = (
+        [audience, split, user, "", *(values[i] for values in (extra or {}).values())]
+        for i, (audience, split, user) in enumerate(members)
+    )
+    return write_csv(path, header, rows)
 
 
 def _op(tmp_path: Path, source: Path, key: str, **kwargs: object) -> BrazeAudienceMembershipOperator:

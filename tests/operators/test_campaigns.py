@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections import Counter
@@ -10,16 +9,7 @@ from pathlib import Path
 
 from airflow_provider_aiq_braze.operators.campaigns import BrazeCampaignTriggerOperator
 from tests.braze_sandbox import connection_env, create_users
-from tests.operators.conftest import assert_invariant, point_default_connection_at, read_jsonl
-
-
-def write_recipients(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+from tests.operators.conftest import assert_invariant, point_default_connection_at, read_jsonl, write_csv
 
 
 def _op(tmp_path: Path, source: Path, **kwargs: object) -> BrazeCampaignTriggerOperator:
@@ -35,7 +25,7 @@ def _messages(sandbox) -> list[dict]:
 
 def test_trigger_properties_reach_the_sandbox(tmp_path, sandbox, run_task) -> None:
     create_users(sandbox, ["u1", "u2"])
-    source = write_recipients(
+    source = write_csv(
         tmp_path / "r.csv",
         ["external_id", "first_offer", "trigger_properties"],
         [["u1", "10%", ""], ["u2", "", '{"first_offer": "20%", "tier": 2}']],
@@ -55,7 +45,7 @@ def test_batches_of_fifty_and_campaigns_never_mixed(tmp_path, sandbox, run_task)
     users = [f"u{i}" for i in range(130)]
     create_users(sandbox, users)
     rows = [[u, "camp-a" if i % 2 else "camp-b"] for i, u in enumerate(users)]
-    source = write_recipients(tmp_path / "r.csv", ["external_id", "campaign_id"], rows)
+    source = write_csv(tmp_path / "r.csv", ["external_id", "campaign_id"], rows)
     result = run_task(_op(tmp_path, source, campaign_id=None))
     assert result["sent"] == 130
     dispatches = sandbox.state.dispatches()
@@ -71,7 +61,7 @@ def test_batches_of_fifty_and_campaigns_never_mixed(tmp_path, sandbox, run_task)
 def test_braze_id_recipients_and_duplicates(tmp_path, sandbox, run_task) -> None:
     create_users(sandbox, ["u1", "u2"])
     braze_id = sandbox.state.profile("u2")["braze_id"]
-    source = write_recipients(
+    source = write_csv(
         tmp_path / "r.csv",
         ["external_id", "braze_id"],
         [["u1", ""], ["", braze_id], ["u1", ""], ["", ""]],
@@ -95,7 +85,7 @@ def test_uncertain_batch_is_reported_and_not_resent(
     users = [f"u{i}" for i in range(100)]
     create_users(sandbox, users)
     sandbox.set_faults(drop_after_process_requests=1)  # the first campaign request is processed, then dropped
-    source = write_recipients(tmp_path / "r.csv", ["external_id"], [[u] for u in users])
+    source = write_csv(tmp_path / "r.csv", ["external_id"], [[u] for u in users])
     result = run_task(_op(tmp_path, source, max_workers=1))
     assert (result["sent"], result["uncertain"]) == (50, 50)
     assert len(result["uncertain_batches"]) == 1
@@ -109,7 +99,7 @@ def test_uncertain_batch_is_reported_and_not_resent(
 def test_dry_run_writes_exact_bodies(tmp_path, sandbox, run_task) -> None:
     users = [f"u{i}" for i in range(60)]
     create_users(sandbox, users)
-    source = write_recipients(tmp_path / "r.csv", ["external_id", "offer"], [[u, "x"] for u in users])
+    source = write_csv(tmp_path / "r.csv", ["external_id", "offer"], [[u, "x"] for u in users])
     dry = run_task(_op(tmp_path, source, dry_run=True, send_id="send-1", trigger_properties={"a": 1}))
     bodies = Path(dry["dry_run_path"].removeprefix("file://")).read_text().splitlines()
     assert [len(json.loads(b)["recipients"]) for b in bodies] == [50, 10]
@@ -126,7 +116,7 @@ def test_dry_run_writes_exact_bodies(tmp_path, sandbox, run_task) -> None:
 def test_created_send_id_is_reused_by_a_retry(tmp_path, sandbox, run_task) -> None:
     users = [f"u{i}" for i in range(80)]
     create_users(sandbox, users)
-    source = write_recipients(tmp_path / "r.csv", ["external_id"], [[u] for u in users])
+    source = write_csv(tmp_path / "r.csv", ["external_id"], [[u] for u in users])
     first = run_task(_op(tmp_path, source, create_send_id=True))
     again = run_task(_op(tmp_path, source, create_send_id=True), try_number=2)
     assert len(sandbox.state.send_ids()) == 1
@@ -142,7 +132,7 @@ def test_killed_mid_run_then_retried_messages_nobody_twice(tmp_path, braze_sandb
     users = [f"u{i}" for i in range(2000)]
     create_users(sandbox, users)
     sandbox.set_faults(latency_ms=20)
-    source = write_recipients(tmp_path / "r.csv", ["external_id"], [[u] for u in users])
+    source = write_csv(tmp_path / "r.csv", ["external_id"], [[u] for u in users])
     kwargs = {
         "task_id": "campaign",
         "source": str(source),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import json
@@ -17,7 +16,7 @@ from airflow.exceptions import AirflowException
 from airflow_provider_aiq_braze.contracts.events import EventContract
 from airflow_provider_aiq_braze.operators.events import BrazeEventExportOperator
 from tests.braze_sandbox import connection_env
-from tests.operators.conftest import assert_invariant, read_jsonl
+from tests.operators.conftest import assert_invariant, read_jsonl, write_csv
 
 HEADER = ["event_name", "external_id", "braze_id", "timestamp", "plan"]
 
@@ -32,16 +31,6 @@ def _when(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def write_csv(path: Path, rows: list[list[str]], *, gz: bool = False) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    opener = gzip.open if gz else open
-    with opener(path, "wt", newline="", encoding="utf-8") as handle:  # type: ignore[operator]
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        writer.writerows(rows)
-    return path
-
-
 def _op(tmp_path: Path, source: str, **kwargs: object) -> BrazeEventExportOperator:
     return BrazeEventExportOperator(
         task_id="events", source=source, state_path=str(tmp_path / "state"), **kwargs
@@ -49,8 +38,8 @@ def _op(tmp_path: Path, source: str, **kwargs: object) -> BrazeEventExportOperat
 
 
 def test_csv_rows_become_events(tmp_path, sandbox, run_task) -> None:
-    write_csv(tmp_path / "in" / "part-0.csv", _rows(100))
-    write_csv(tmp_path / "in" / "part-1.csv", _rows(60, start=100))
+    write_csv(tmp_path / "in" / "part-0.csv", HEADER, _rows(100))
+    write_csv(tmp_path / "in" / "part-1.csv", HEADER, _rows(60, start=100))
     result = run_task(_op(tmp_path, str(tmp_path / "in" / "*.csv")))
     assert result["rows_read"] == 160 and result["sent"] == 160 and result["rejected"] == 0
     assert result["requests"] == 3  # batches run across file boundaries: 75 + 75 + 10
@@ -77,7 +66,8 @@ def test_each_format(tmp_path, sandbox, run_task, kind: str) -> None:
         table = pa.Table.from_pylist([{**r, "properties": json.dumps(r["properties"])} for r in records])
         pq.write_table(table, path)
     else:
-        write_csv(path, [["bought", f"u{i}", "", str(1793527200 + i), str(i)] for i in range(10)], gz=True)
+        rows = [["bought", f"u{i}", "", str(1793527200 + i), str(i)] for i in range(10)]
+        write_csv(path, HEADER, rows, gz=True)
     result = run_task(_op(tmp_path, str(path)))
     assert result["sent"] == 10, result
     events = sorted(sandbox.state.events(), key=lambda e: e["time"])
@@ -95,7 +85,7 @@ def test_invalid_rows_are_rejected_with_reasons(tmp_path, sandbox, run_task) -> 
         ["$viewed", "u11", "", "2026-11-28T10:00:00Z", "x"],
         ["viewed", "u12", "", "2026-11-28T10:00:00Z", "y" * 300],
     ]
-    write_csv(tmp_path / "e.csv", rows)
+    write_csv(tmp_path / "e.csv", HEADER, rows)
     result = run_task(_op(tmp_path, str(tmp_path / "e.csv"), max_reject_ratio=1.0))
     assert (result["sent"], result["rejected"]) == (5, 5)
     rejects = read_jsonl(result["rejects_path"])
@@ -120,7 +110,7 @@ def test_minor_errors_map_back_to_their_rows(tmp_path, braze_sandbox_factory, mo
     rows = _rows(80)
     rows[3][4] = "x" * 60
     rows[77][4] = "y" * 60
-    write_csv(tmp_path / "e.csv", rows)
+    write_csv(tmp_path / "e.csv", HEADER, rows)
     result = run_task(_op(tmp_path, str(tmp_path / "e.csv")))
     assert (result["sent"], result["rejected"]) == (78, 2)
     rejects = read_jsonl(result["rejects_path"])
@@ -133,7 +123,7 @@ def test_minor_errors_map_back_to_their_rows(tmp_path, braze_sandbox_factory, mo
 
 
 def test_rerun_sends_nothing_and_force_sends_again(tmp_path, sandbox, run_task) -> None:
-    write_csv(tmp_path / "e.csv", _rows(200))
+    write_csv(tmp_path / "e.csv", HEADER, _rows(200))
     first = run_task(_op(tmp_path, str(tmp_path / "e.csv")))
     again = run_task(_op(tmp_path, str(tmp_path / "e.csv")), run_id="backfill__2026-11-28")
     assert first["sent"] == 200
@@ -152,7 +142,7 @@ def test_uncertain_batches_are_reported_and_not_resent(
 
     sandbox = braze_sandbox_factory(drop_after_process_requests=2, seed=1)
     point_default_connection_at(sandbox, monkeypatch)
-    write_csv(tmp_path / "e.csv", _rows(300))
+    write_csv(tmp_path / "e.csv", HEADER, _rows(300))
     result = run_task(_op(tmp_path, str(tmp_path / "e.csv"), max_workers=1))
     assert result["uncertain"] == 150 and len(result["uncertain_batches"]) == 2
     assert result["sent"] == 150
@@ -169,7 +159,7 @@ def test_uncertain_batches_are_reported_and_not_resent(
 
 
 def test_dry_run_writes_the_exact_bodies_and_sends_nothing(tmp_path, sandbox, run_task) -> None:
-    write_csv(tmp_path / "e.csv", _rows(160))
+    write_csv(tmp_path / "e.csv", HEADER, _rows(160))
     dry = run_task(_op(tmp_path, str(tmp_path / "e.csv"), dry_run=True))
     assert dry["dry_run"] is True and dry["sent"] == 160 and dry["requests"] == 3
     assert sandbox.state.requests() == {} or sum(sandbox.state.requests().values()) == 0
@@ -185,7 +175,7 @@ def test_dry_run_writes_the_exact_bodies_and_sends_nothing(tmp_path, sandbox, ru
 
 def test_too_many_rejects_fail_after_delivering_valid_rows(tmp_path, sandbox, run_task) -> None:
     rows = _rows(10) + [["", "u", "", "2026-11-28T10:00:00Z", "x"]] * 2
-    write_csv(tmp_path / "e.csv", rows)
+    write_csv(tmp_path / "e.csv", HEADER, rows)
     with pytest.raises(AirflowException, match=r"2 of 12 rows were rejected .* max_reject_ratio=5.0%"):
         run_task(_op(tmp_path, str(tmp_path / "e.csv")))
     assert len(sandbox.state.events()) == 10
@@ -201,7 +191,7 @@ def test_killed_mid_run_then_retried_resends_no_accepted_batch(tmp_path, braze_s
     from tests.operators.operator_process import kill_when, start
 
     sandbox = braze_sandbox_factory(latency_ms=20)
-    write_csv(tmp_path / "e.csv", _rows(3000))
+    write_csv(tmp_path / "e.csv", HEADER, _rows(3000))
     kwargs = {
         "task_id": "events",
         "source": str(tmp_path / "e.csv"),
@@ -260,7 +250,7 @@ def test_columnar_and_row_paths_send_the_same_bodies(tmp_path, run_task, mocker)
     rows[12][3] = "2026-02-30T00:00:00Z"
     rows[13][2] = "5f1e2d3c4b5a69788796a5b4"
     rows[13][1] = ""
-    write_csv(tmp_path / "e.csv", rows)
+    write_csv(tmp_path / "e.csv", HEADER, rows)
     to_event = mocker.spy(EventContract, "to_event")
     columnar = run_task(_op(tmp_path / "a", str(tmp_path / "e.csv"), dry_run=True))
     assert to_event.call_count == 8  # only the unusual rows went row by row

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -19,22 +18,12 @@ import pyarrow.parquet as pq
 
 from airflow_provider_aiq_braze.sandbox.server import BrazeSandbox
 from tests.braze_sandbox import connection_env, create_users  # noqa: F401 (the suite imports them from here)
-from tests.operators.conftest import read_jsonl
+from tests.operators.conftest import read_jsonl, write_csv
 
 EVENTS_HEADER = ["event_name", "external_id", "timestamp", "plan"]
 EVENTS_CLASS = "airflow_provider_aiq_braze.operators.events.BrazeEventExportOperator"
 CAMPAIGNS_CLASS = "airflow_provider_aiq_braze.operators.campaigns.BrazeCampaignTriggerOperator"
 AUDIENCE_CLASS = "airflow_provider_aiq_braze.operators.audience.BrazeAudienceMembershipOperator"
-
-
-def write_csv(path: Path, header: list[str], rows: Iterable[list[Any]]) -> Path:
-    """Write a CSV file with a header row."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def write_events(path: Path, n: int, start: int = 0) -> Path:
