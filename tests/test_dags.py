@@ -18,8 +18,8 @@ from airflow_provider_aiq_braze.operators.audience import BrazeAudienceMembershi
 from airflow_provider_aiq_braze.operators.base import default_braze_asset, source_assets
 from airflow_provider_aiq_braze.operators.campaigns import BrazeCampaignTriggerOperator
 from airflow_provider_aiq_braze.operators.events import BrazeEventExportOperator
-from tests.operators.conftest import point_default_connection_at
-from tests.operators.test_events import _rows, write_csv
+from tests.operators.conftest import point_default_connection_at, write_csv
+from tests.operators.test_events import HEADER, _rows
 
 try:  # Airflow 3.2+
     from airflow.dag_processing.dagbag import DagBag
@@ -145,7 +145,7 @@ def test_outlet_defaults_and_overrides() -> None:
 def test_asset_event_extra_carries_the_counts(tmp_path: Path, braze_sandbox: Any, monkeypatch: Any) -> None:
 
     point_default_connection_at(braze_sandbox, monkeypatch)
-    write_csv(tmp_path / "in" / "part-0.csv", _rows(10))
+    write_csv(tmp_path / "in" / "part-0.csv", HEADER, _rows(10))
     op = BrazeEventExportOperator(
         task_id="t", source=str(tmp_path / "in"), state_path=str(tmp_path / "state")
     )

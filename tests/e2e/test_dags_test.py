@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from tests.braze_sandbox import connection_env, create_users
 from tests.conftest import TEST_API_KEY
-from tests.operators.test_events import _rows, write_csv
+from tests.operators.conftest import write_csv
+from tests.operators.test_events import HEADER, _rows
 
 
 def test_event_export_under_dags_test(airflow_home, braze_sandbox, tmp_path) -> None:
     staging, state = tmp_path / "staging", tmp_path / "state"
     rows = [*_rows(120), ["", "u-bad", "", "2026-11-28T10:00:00Z", "x"]]
-    write_csv(staging / "events" / "2026-11-28" / "part-0.csv", rows)
+    write_csv(staging / "events" / "2026-11-28" / "part-0.csv", HEADER, rows)
     env = {
         **connection_env(braze_sandbox),
         "AIQ_TEST_STAGING": str(staging),
@@ -55,12 +56,10 @@ def test_audience_refresh_under_dags_test(airflow_home, braze_sandbox, tmp_path)
 
 
 def test_campaign_trigger_under_dags_test(airflow_home, braze_sandbox, tmp_path) -> None:
-    from tests.operators.test_campaigns import write_recipients
-
     users = [f"c{i}" for i in range(60)]
     create_users(braze_sandbox, users)
     staging, state = tmp_path / "staging", tmp_path / "state"
-    write_recipients(
+    write_csv(
         staging / "campaigns" / "2026-11-03" / "r.csv", ["external_id", "offer"], [[u, "10%"] for u in users]
     )
     env = {
