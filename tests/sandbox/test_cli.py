@@ -164,8 +164,8 @@ def test_flags_map_onto_the_config(tmp_path):
     )
     assert config.faults.endpoints == ("/users/track",)
     assert config.seed == 7
-    assert (config.users_track_rate.requests, config.users_track_rate.per_seconds) == (10, 1.0)
-    assert (config.messaging_rate.requests, config.messaging_rate.per_seconds) == (5, 60.0)
+    assert (config.users_track_rate.requests, config.users_track_rate.seconds) == (10, 1.0)
+    assert (config.messaging_rate.requests, config.messaging_rate.seconds) == (5, 60.0)
     assert config.properties_max_bytes == 1000
     assert config.journal == tmp_path / "j.jsonl"
 
