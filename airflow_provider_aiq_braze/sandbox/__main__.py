@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--error-rate", type=float, default=0.0, help="ratio of requests answered 500/503 (nothing processed)"
     )
+    add("--error-status", type=int, default=None, help="5xx status of error faults (default: 500 or 503)")
     add("--reset-rate", type=float, default=0.0, help="ratio of connections reset before processing")
     add(
         "--drop-after-process-rate",
@@ -196,6 +197,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         latency_ms=args.latency_ms,
         jitter_ms=args.jitter_ms,
         error_rate=args.error_rate,
+        error_status=args.error_status,
         reset_rate=args.reset_rate,
         drop_after_process_rate=args.drop_after_process_rate,
         stall_after_process_rate=args.stall_after_process_rate,

@@ -44,6 +44,7 @@ class FaultConfig:
     :param jitter_ms: extra random delay, uniform in ``[0, jitter_ms]``.
     :param error_rate: ratio of requests answered 500 or 503 with nothing processed.
     :param error_requests: the next N requests are answered 500 or 503.
+    :param error_status: answer ``error`` faults with this 5xx status instead of 500 or 503 at random.
     :param reset_rate: ratio of connections reset before processing (no response).
     :param reset_requests: the next N requests get their connection reset.
     :param drop_after_process_rate: ratio of requests processed in full, then dropped unanswered.
@@ -79,6 +80,7 @@ class FaultConfig:
     jitter_ms: float = 0.0
     error_rate: float = 0.0
     error_requests: int = 0
+    error_status: int | None = None
     reset_rate: float = 0.0
     reset_requests: int = 0
     drop_after_process_rate: float = 0.0
@@ -124,6 +126,9 @@ class FaultConfig:
             if value < 0:
                 raise ValueError(f"{name} must not be negative, got {value}")
             setattr(self, name, value)
+        status = self.error_status
+        if status is not None and (type(status) is not int or status not in range(500, 600) or status == 504):
+            raise ValueError(f"error_status must be a 5xx status other than 504, got {status!r}")
         if self.redirect_status not in (301, 302, 303, 307, 308):
             raise ValueError(
                 f"redirect_status must be 301, 302, 303, 307 or 308, got {self.redirect_status!r}"

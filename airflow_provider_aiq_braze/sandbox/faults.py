@@ -146,7 +146,7 @@ class FaultInjector:
             return FaultDecision(
                 delay=delay,
                 action=action,
-                error_status=500 if u_status < 0.5 else 503,
+                error_status=config.error_status or (500 if u_status < 0.5 else 503),
                 stall_seconds=config.stall_seconds,
                 redirect_status=config.redirect_status,
             )

@@ -188,7 +188,7 @@ class _Handler(WireHandler):
         action = decision.action
         self.server.sandbox.state.count_fault(action or "")
         if action == "error":
-            self._send(decision.error_status, {"message": PHRASES[decision.error_status]})
+            self._send(decision.error_status, {"message": PHRASES.get(decision.error_status, "Server Error")})
         elif action == "redirect":
             # Back to this sandbox, on a path it does not serve: a client that follows lands on 404.
             location = f"/_moved{path}"
