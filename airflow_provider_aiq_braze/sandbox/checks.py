@@ -54,8 +54,10 @@ def good_names(reserved: frozenset[str]) -> set[str]:
     :param reserved: the names Braze reserves in this position.
     """
     found = _GOOD_NAMES.get(reserved)
-    if found is None or len(found) >= _CACHE_LIMIT:
+    if found is None:
         found = _GOOD_NAMES[reserved] = set()
+    elif len(found) >= _CACHE_LIMIT:
+        found.clear()  # in place: callers may hold the set
     return found
 
 
@@ -78,7 +80,7 @@ def property_name_problem(name: Any, reserved: frozenset[str]) -> str | None:
 
 #: Scalar values already accepted (strings of at most 255 characters, numbers, booleans, null).
 #: Equal scalars of different types (``1``, ``1.0``, ``True``) share one entry: all are accepted.
-_GOOD_SCALARS: set[Any] = set()
+GOOD_SCALARS: set[Any] = set()
 
 
 def _scalar_ok(value: Any) -> bool:
@@ -103,7 +105,7 @@ def value_ok(value: Any, *, attribute: bool = False) -> bool:
     :param attribute: check it as a custom attribute value (operator keys allowed).
     """
     try:
-        if value in _GOOD_SCALARS:
+        if value in GOOD_SCALARS:
             return True
     except TypeError:  # an array or an object
         pass
@@ -117,9 +119,9 @@ def value_ok(value: Any, *, attribute: bool = False) -> bool:
                 return False
         return True
     if _scalar_ok(value):
-        if len(_GOOD_SCALARS) >= _CACHE_LIMIT:
-            _GOOD_SCALARS.clear()
-        _GOOD_SCALARS.add(value)
+        if len(GOOD_SCALARS) >= _CACHE_LIMIT:
+            GOOD_SCALARS.clear()
+        GOOD_SCALARS.add(value)
         return True
     return False
 
@@ -143,7 +145,7 @@ def properties_problem(
         return facts.not_valid(field)
     known = good_names(reserved)
     try:
-        if props.keys() <= known and _GOOD_SCALARS.issuperset(props.values()):
+        if props.keys() <= known and GOOD_SCALARS.issuperset(props.values()):
             return None  # the common case: known names, known scalar values, nothing nested
     except TypeError:  # an unhashable value (array or object): check each one
         pass
@@ -173,7 +175,7 @@ def payload_bytes(value: Any) -> int:
 
 # ------------------------------------------------------------------------------------- times
 
-_TIMES: dict[str, datetime | None] = {}
+TIMES: dict[str, datetime | None] = {}
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -189,7 +191,7 @@ def parse_time(value: Any) -> datetime | None:
     """
     if type(value) is not str:
         return None
-    moment = _TIMES.get(value, _MISSING)
+    moment = TIMES.get(value, _MISSING)
     if moment is not _MISSING:
         return moment  # type: ignore[no-any-return]
     try:
@@ -200,7 +202,7 @@ def parse_time(value: Any) -> datetime | None:
         parsed = (
             parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
         )
-    _remember(_TIMES, value, parsed)
+    _remember(TIMES, value, parsed)
     return parsed
 
 

@@ -153,12 +153,16 @@ def validate_track(
     valid: list[TrackObject] = []
     errors: list[dict[str, Any]] = []
     processed: dict[str, int] = {}
+    fast = not refusals.active
     for array, items in arrays.items():
         count = 0
         for index, obj in enumerate(items):
+            checked: TrackObject | str | None = None
             if array == "attributes":
                 checked = _attribute_object(obj, index, refusals)
-            else:
+            elif fast and array == "events":
+                checked = _common_event(obj, index, now)
+            if checked is None:
                 checked = _event_or_purchase(obj, array, index, now, properties_max_bytes, refusals)
             if type(checked) is str:
                 errors.append(minor_error(checked, array, index))
@@ -257,6 +261,51 @@ def _attribute_object(obj: Any, index: int, refusals: Refusals) -> TrackObject |
     return TrackObject("attributes", index, identity, flag, writes)  # type: ignore[arg-type]
 
 
+_COMMON_EVENT_KEYS = frozenset({"external_id", "name", "time", "properties", "app_id"})
+_GOOD_EVENT_NAMES: set[str] = set()
+# The memos of checks.py, read directly in the hot loop (a function call per event costs more
+# than the look-up itself). Every entry was put there by the full checks.
+_TIMES = checks.TIMES
+_GOOD_SCALARS = checks.GOOD_SCALARS
+_KNOWN_EVENT_PROPERTIES = checks.good_names(facts.RESERVED_EVENT_PROPERTIES)
+
+
+def _common_event(obj: Any, index: int, now: datetime) -> TrackObject | None:
+    """The common event, accepted in a few look-ups; ``None`` sends it to the full checks.
+
+    Common: only ``external_id``, ``name``, ``time``, ``properties``, ``app_id``; an
+    ``external_id`` that is a non-empty string; a name, a time and property names and scalar values
+    that already passed the full checks (memoised). Whatever else goes through
+    :func:`_event_or_purchase`, which gives the verdict and the minor error.
+    """
+    if type(obj) is not dict or not obj.keys() <= _COMMON_EVENT_KEYS:
+        return None
+    get = obj.get
+    external_id, name, text = get("external_id"), get("name"), get("time")
+    if type(external_id) is not str or not external_id or type(name) is not str or type(text) is not str:
+        return None
+    moment = _TIMES.get(text)
+    if moment is None or name not in _GOOD_EVENT_NAMES:
+        return None
+    payload: dict[str, Any] = {"name": name, "time": now if moment > now else moment}
+    props = get("properties")
+    if props is not None:
+        try:
+            if type(props) is not dict or not (
+                props.keys() <= _KNOWN_EVENT_PROPERTIES and _GOOD_SCALARS.issuperset(props.values())
+            ):
+                return None
+        except TypeError:  # an array or an object among the values
+            return None
+        payload["properties"] = props
+    app_id = get("app_id")
+    if app_id is not None:
+        if type(app_id) is not str:
+            return None
+        payload["app_id"] = app_id
+    return TrackObject("events", index, ("external_id", external_id), None, payload)
+
+
 def _event_or_purchase(
     obj: Any, array: str, index: int, now: datetime, max_bytes: int, refusals: Refusals
 ) -> TrackObject | str:
@@ -275,6 +324,9 @@ def _event_or_purchase(
             return facts.required("name")
         if type(name) is not str or not 0 < len(name) <= facts.MAX_NAME_LENGTH or name.isspace():
             return facts.not_valid("name")
+        if len(_GOOD_EVENT_NAMES) >= 100_000:
+            _GOOD_EVENT_NAMES.clear()
+        _GOOD_EVENT_NAMES.add(name)
         payload: dict[str, Any] = {"name": name}
         reserved = facts.RESERVED_EVENT_PROPERTIES
     else:

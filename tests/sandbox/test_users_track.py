@@ -35,6 +35,8 @@ NO_VALID_DATA = "Valid data must be provided in the 'attributes', 'events', or '
         ({"external_id": "u9", "name": "n" * 256, "time": WHEN}, "'name' is not valid"),
         ({"external_id": "u9", "name": "x"}, "'time' is required"),
         ({"external_id": "u9", "name": "x", "time": "yesterday"}, "'time' is not valid"),
+        ({"external_id": "u9", "name": "x", "time": [WHEN]}, "'time' is not valid"),
+        ({"external_id": "u9", "name": ["purchase_intent"], "time": WHEN}, "'name' is not valid"),
         ({"external_id": "u9", "name": "x", "time": "2024-13-45T00:00:00"}, "'time' is not valid"),
         ({"external_id": "u9", "name": "x", "time": WHEN, "properties": {"": 1}}, "'' is not valid"),
         ({"external_id": "u9", "name": "x", "time": WHEN, "properties": {"k" * 256: 1}}, "is not valid"),
