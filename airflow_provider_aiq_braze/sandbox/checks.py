@@ -99,31 +99,35 @@ def value_ok(value: Any, *, attribute: bool = False) -> bool:
     Objects" (braze-docs:_docs/_api/objects_filters/event_object.md). Attribute values: the same
     types (braze-docs:_docs/_api/objects_filters/user_attributes_object.md "Custom attribute data
     types"), nested objects (nested custom attributes) and the documented operators
-    (:data:`facts.ATTRIBUTE_OPERATOR_KEYS`).
+    (:data:`facts.ATTRIBUTE_OPERATOR_KEYS`). Braze documents no nesting depth: any depth the JSON
+    decoder took is walked (iteratively, so no depth hits the interpreter's recursion limit).
 
     :param value: a decoded JSON value.
     :param attribute: check it as a custom attribute value (operator keys allowed).
     """
-    try:
-        if value in GOOD_SCALARS:
-            return True
-    except TypeError:  # an array or an object
-        pass
-    kind = type(value)
-    if kind is list:
-        return all(value_ok(item, attribute=attribute) for item in value)
-    if kind is dict:
-        for key, item in value.items():
-            operator = attribute and key in facts.ATTRIBUTE_OPERATOR_KEYS
-            if not (operator or name_ok(key)) or not value_ok(item, attribute=attribute):
-                return False
-        return True
-    if _scalar_ok(value):
-        if len(GOOD_SCALARS) >= _CACHE_LIMIT:
-            GOOD_SCALARS.clear()
-        GOOD_SCALARS.add(value)
-        return True
-    return False
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        try:
+            if item in GOOD_SCALARS:
+                continue
+        except TypeError:  # an array or an object
+            pass
+        kind = type(item)
+        if kind is list:
+            pending.extend(item)
+        elif kind is dict:
+            for key in item:
+                if not ((attribute and key in facts.ATTRIBUTE_OPERATOR_KEYS) or name_ok(key)):
+                    return False
+            pending.extend(item.values())
+        elif _scalar_ok(item):
+            if len(GOOD_SCALARS) >= _CACHE_LIMIT:
+                GOOD_SCALARS.clear()
+            GOOD_SCALARS.add(item)
+        else:
+            return False
+    return True
 
 
 def properties_problem(
@@ -168,9 +172,27 @@ def payload_bytes(value: Any) -> int:
     :param value: a decoded JSON value.
     """
     try:
-        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    except UnicodeEncodeError:  # a lone surrogate: count it as the escape it was sent as
-        return len(json.dumps(value, separators=(",", ":")).encode())
+        return len(
+            json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        )
+    except RecursionError:  # nested nearly as deep as the decoder allows: count without recursion
+        return _payload_bytes_iteratively(value)
+
+
+def _payload_bytes_iteratively(value: Any) -> int:
+    size, pending = 0, [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is list:
+            size += 2 + max(len(item) - 1, 0)  # brackets and commas
+            pending.extend(item)
+        elif type(item) is dict:
+            size += 2 + max(len(item) - 1, 0) + len(item)  # braces, commas and colons
+            pending.extend(item)  # the keys, as strings
+            pending.extend(item.values())
+        else:
+            size += len(json.dumps(item, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    return size
 
 
 # ------------------------------------------------------------------------------------- times
