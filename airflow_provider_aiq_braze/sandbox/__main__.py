@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from airflow_provider_aiq_braze.sandbox import facts
 from airflow_provider_aiq_braze.sandbox.config import (
@@ -42,22 +43,11 @@ def _hostile(spec: str, kind: type[int] | type[float]) -> tuple[str, int | float
         raise argparse.ArgumentTypeError(f"{spec!r}: {value!r} is not a {kind.__name__}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the sandbox command."""
-    parser = argparse.ArgumentParser(
-        prog="aiq-braze-sandbox",
-        description="A local, strict emulator of the Braze REST endpoints airflow-provider-aiq-braze uses.",
-    )
-    add = parser.add_argument
-    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    add("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default 0)")
-    add(
-        "--api-key",
-        action="append",
-        default=[],
-        metavar="KEY[:PERM,...]",
-        help="accepted REST API key, optionally with its permissions (repeatable; no permissions = all)",
-    )
+def _add_workspace_flags(add: Any) -> None:
+    """The flags that describe the Braze workspace: limits, rates, campaigns, refusals.
+
+    :param add: the parser's ``add_argument``.
+    """
     add(
         "--object-count-rule",
         choices=[r.value for r in ObjectCountRule],
@@ -117,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PREFIX",
         help="refuse every identifier starting with PREFIX (repeatable)",
     )
+
+
+def _add_fault_flags(add: Any) -> None:
+    """The fault flags (see docs/sandbox.md "Fault injection").
+
+    :param add: the parser's ``add_argument``.
+    """
     add("--latency-ms", type=float, default=0.0, help="fixed delay before each request")
     add("--jitter-ms", type=float, default=0.0, help="extra random delay, uniform in [0, jitter]")
     add(
@@ -155,6 +152,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="a hostile answer for a ratio R of the requests (repeatable)",
     )
     add("--redirect-status", type=int, default=301, help="3xx status of 'redirect' answers (default 301)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the sandbox command."""
+    parser = argparse.ArgumentParser(
+        prog="aiq-braze-sandbox",
+        description="A local, strict emulator of the Braze REST endpoints airflow-provider-aiq-braze uses.",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    add("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default 0)")
+    add(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY[:PERM,...]",
+        help="accepted REST API key, optionally with its permissions (repeatable; no permissions = all)",
+    )
+    _add_workspace_flags(add)
+    _add_fault_flags(add)
     add(
         "--fault-endpoint",
         action="append",
