@@ -11,21 +11,147 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from airflow_provider_aiq_braze.braze.limits import (
-    DEFAULT_RATE,
-    EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE,
-    MESSAGING_RATE,
-    SEND_IDS_PER_DAY,
-    USERS_TRACK_RATE,
-    ObjectCountRule,
+from airflow_provider_aiq_braze.sandbox import facts
+from airflow_provider_aiq_braze.sandbox.config import (
+    HOSTILE_ANSWERS,
+    FaultConfig,
+    Refusals,
+    SandboxConfig,
+    parse_api_key,
+    parse_rate,
 )
-from airflow_provider_aiq_braze.sandbox.config import FaultConfig, SandboxConfig, parse_api_key, parse_rate
+from airflow_provider_aiq_braze.sandbox.facts import ObjectCountRule
 from airflow_provider_aiq_braze.sandbox.server import BrazeSandbox
 
 
-def _rate_text(requests: int, seconds: float) -> str:
-    return f"{requests}/{seconds:g}"
+def _rate_text(rate: facts.Rate) -> str:
+    return f"{rate.requests}/{rate.seconds:g}"
+
+
+def _hostile(spec: str, kind: type[int] | type[float]) -> tuple[str, int | float]:
+    """Parse ``KIND=N`` (``--hostile``) or ``KIND=R`` (``--hostile-rate``)."""
+    name, sep, value = spec.partition("=")
+    if not sep or name not in HOSTILE_ANSWERS:
+        raise argparse.ArgumentTypeError(
+            f"{spec!r} is not KIND=VALUE with KIND one of {', '.join(HOSTILE_ANSWERS)}"
+        )
+    try:
+        return name, kind(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r}: {value!r} is not a {kind.__name__}") from None
+
+
+def _add_workspace_flags(add: Any) -> None:
+    """The flags that describe the Braze workspace: limits, rates, campaigns, refusals.
+
+    :param add: the parser's ``add_argument``.
+    """
+    add(
+        "--object-count-rule",
+        choices=[r.value for r in ObjectCountRule],
+        default=ObjectCountRule.COMBINED_75.value,
+        help="how /users/track objects count against 'Max Input Length Exceeded' (default combined-75)",
+    )
+    add(
+        "--properties-max-bytes",
+        type=int,
+        default=facts.PROPERTIES_MAX_BYTES,
+        help="largest properties object holding arrays or objects, serialized "
+        f"(default {facts.PROPERTIES_MAX_BYTES}; older Braze pages: {facts.PROPERTIES_MAX_BYTES_OLDER})",
+    )
+    add(
+        "--users-track-rate",
+        default=_rate_text(facts.USERS_TRACK_RATE),
+        metavar="N/SECONDS",
+        help="request budget of /users/track (default %(default)s)",
+    )
+    add(
+        "--messaging-rate",
+        default=_rate_text(facts.MESSAGING_RATE),
+        metavar="N/SECONDS",
+        help="request budget of /campaigns/trigger/send (default %(default)s)",
+    )
+    add(
+        "--default-rate",
+        default=_rate_text(facts.DEFAULT_RATE),
+        metavar="N/SECONDS",
+        help="request budget of every other endpoint (default %(default)s)",
+    )
+    add(
+        "--export-rate",
+        default=_rate_text(facts.EXPORT_RATE),
+        metavar="N/SECONDS",
+        help="request budget of /users/export/ids (default %(default)s; before 2024-08-22: 2500/60)",
+    )
+    add("--send-ids-per-day", type=int, default=facts.SEND_IDS_PER_DAY, help="daily /sends/id/create quota")
+    add(
+        "--campaign",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="an API campaign id of the workspace (repeatable); others then get 400 Invalid Campaign ID",
+    )
+    add(
+        "--refuse-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="an identifier Braze does not accept (repeatable): a per-item error, 400 if nothing is valid",
+    )
+    add(
+        "--refuse-prefix",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="refuse every identifier starting with PREFIX (repeatable)",
+    )
+
+
+def _add_fault_flags(add: Any) -> None:
+    """The fault flags (see docs/sandbox.md "Fault injection").
+
+    :param add: the parser's ``add_argument``.
+    """
+    add("--latency-ms", type=float, default=0.0, help="fixed delay before each request")
+    add("--jitter-ms", type=float, default=0.0, help="extra random delay, uniform in [0, jitter]")
+    add(
+        "--error-rate", type=float, default=0.0, help="ratio of requests answered 500/503 (nothing processed)"
+    )
+    add("--error-status", type=int, default=None, help="5xx status of error faults (default: 500 or 503)")
+    add("--reset-rate", type=float, default=0.0, help="ratio of connections reset before processing")
+    add(
+        "--drop-after-process-rate",
+        type=float,
+        default=0.0,
+        help="ratio of requests processed, then dropped without an answer",
+    )
+    add(
+        "--stall-after-process-rate",
+        type=float,
+        default=0.0,
+        help="ratio of requests processed, then answered after --stall-seconds",
+    )
+    add("--stall-seconds", type=float, default=5.0, help="how long a stalled answer waits (default 5)")
+    add("--rate-limit-storm-requests", type=int, default=0, help="answer the first N requests with 429")
+    add(
+        "--hostile",
+        action="append",
+        default=[],
+        type=lambda spec: _hostile(spec, int),
+        metavar="KIND=N",
+        help=f"a hostile answer for the next N requests (repeatable); KIND: {', '.join(HOSTILE_ANSWERS)}",
+    )
+    add(
+        "--hostile-rate",
+        action="append",
+        default=[],
+        type=lambda spec: _hostile(spec, float),
+        metavar="KIND=R",
+        help="a hostile answer for a ratio R of the requests (repeatable)",
+    )
+    add("--redirect-status", type=int, default=301, help="3xx status of 'redirect' answers (default 301)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,57 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY[:PERM,...]",
         help="accepted REST API key, optionally with its permissions (repeatable; no permissions = all)",
     )
-    add(
-        "--object-count-rule",
-        choices=[r.value for r in ObjectCountRule],
-        default=ObjectCountRule.COMBINED_75.value,
-        help="how /users/track objects count against 'Max Input Length Exceeded' (default combined-75)",
-    )
-    add(
-        "--properties-max-bytes",
-        type=int,
-        default=EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE,
-        help=f"largest event/trigger properties object (default {EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE})",
-    )
-    add(
-        "--users-track-rate",
-        default=_rate_text(USERS_TRACK_RATE.requests, USERS_TRACK_RATE.per_seconds),
-        metavar="N/SECONDS",
-        help="request budget of /users/track (default %(default)s)",
-    )
-    add(
-        "--messaging-rate",
-        default=_rate_text(MESSAGING_RATE.requests, MESSAGING_RATE.per_seconds),
-        metavar="N/SECONDS",
-        help="request budget of /campaigns/trigger/send (default %(default)s)",
-    )
-    add(
-        "--default-rate",
-        default=_rate_text(DEFAULT_RATE.requests, DEFAULT_RATE.per_seconds),
-        metavar="N/SECONDS",
-        help="request budget of every other endpoint (default %(default)s)",
-    )
-    add("--send-ids-per-day", type=int, default=SEND_IDS_PER_DAY, help="daily /sends/id/create quota")
-    add("--latency-ms", type=float, default=0.0, help="fixed delay before each request")
-    add("--jitter-ms", type=float, default=0.0, help="extra random delay, uniform in [0, jitter]")
-    add(
-        "--error-rate", type=float, default=0.0, help="ratio of requests answered 500/503 (nothing processed)"
-    )
-    add("--reset-rate", type=float, default=0.0, help="ratio of connections reset before processing")
-    add(
-        "--drop-after-process-rate",
-        type=float,
-        default=0.0,
-        help="ratio of requests processed, then dropped without an answer",
-    )
-    add(
-        "--stall-after-process-rate",
-        type=float,
-        default=0.0,
-        help="ratio of requests processed, then answered after --stall-seconds",
-    )
-    add("--stall-seconds", type=float, default=5.0, help="how long a stalled answer waits (default 5)")
-    add("--rate-limit-storm-requests", type=int, default=0, help="answer the first N requests with 429")
+    _add_workspace_flags(add)
+    _add_fault_flags(add)
     add(
         "--fault-endpoint",
         action="append",
@@ -137,12 +214,16 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         latency_ms=args.latency_ms,
         jitter_ms=args.jitter_ms,
         error_rate=args.error_rate,
+        error_status=args.error_status,
         reset_rate=args.reset_rate,
         drop_after_process_rate=args.drop_after_process_rate,
         stall_after_process_rate=args.stall_after_process_rate,
         stall_seconds=args.stall_seconds,
         rate_limit_storm_requests=args.rate_limit_storm_requests,
+        redirect_status=args.redirect_status,
         endpoints=tuple(args.fault_endpoint),
+        **{f"{kind}_requests": n for kind, n in args.hostile},
+        **{f"{kind}_rate": r for kind, r in args.hostile_rate},
     )
     return SandboxConfig(
         host=args.host,
@@ -152,8 +233,11 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         properties_max_bytes=args.properties_max_bytes,
         users_track_rate=parse_rate(args.users_track_rate),
         messaging_rate=parse_rate(args.messaging_rate),
+        export_rate=parse_rate(args.export_rate),
         default_rate=parse_rate(args.default_rate),
         send_ids_per_day=args.send_ids_per_day,
+        campaigns=tuple(args.campaign),
+        refusals=Refusals(frozenset(args.refuse_id), tuple(args.refuse_prefix)),
         faults=faults,
         seed=args.seed,
         journal=args.journal,

@@ -1,4 +1,5 @@
-"""Seeded fault injection: latency, 5xx, 429 storms, resets, drop or stall after processing."""
+"""Seeded fault injection: latency, 5xx, 429 storms, resets, drop or stall after processing, and
+hostile answers (redirects, 413, 422, 504, truncated, empty or non-JSON bodies, string errors, key echoes)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_aiq_braze.sandbox.config import FaultConfig
+from airflow_provider_aiq_braze.sandbox.config import HOSTILE_ANSWERS, FaultConfig
 
-#: The counters of "next N requests" faults, in the order they are used up.
+#: The counters of "next N requests" faults and the action each gives, in the order used up.
 _COUNTERS = (
     ("reset_requests", "reset"),
     ("rate_limit_storm_requests", "storm"),
     ("error_requests", "error"),
     ("drop_after_process_requests", "drop"),
     ("stall_after_process_requests", "stall"),
+    *((f"{kind}_requests", kind) for kind in HOSTILE_ANSWERS),
 )
+#: Actions that answer before the request is processed (nothing processed).
+BEFORE_PROCESSING = frozenset({"reset", "storm", "error", "redirect", "payload_too_large", "unprocessable"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +28,18 @@ class FaultDecision:
     """What happens to one request.
 
     :param delay: seconds to wait before handling it.
-    :param action: ``None``, ``reset``, ``storm``, ``error``, ``drop`` or ``stall``.
+    :param action: ``None``, ``reset``, ``storm``, ``error``, ``drop``, ``stall`` or one of
+        :data:`~airflow_provider_aiq_braze.sandbox.config.HOSTILE_ANSWERS`.
     :param error_status: 500 or 503 for ``error``.
     :param stall_seconds: how long a ``stall`` waits before answering.
+    :param redirect_status: the 3xx status of a ``redirect``.
     """
 
     delay: float = 0.0
     action: str | None = None
     error_status: int = 500
     stall_seconds: float = 0.0
+    redirect_status: int = 301
 
 
 NO_FAULT = FaultDecision()
@@ -42,7 +49,9 @@ class FaultInjector:
     """Decides faults per request from one seeded generator.
 
     Every request in scope draws the same number of random values whatever the settings, so a
-    fixed seed and the same sequence of requests give the same fault pattern.
+    fixed seed and the same sequence of requests give the same fault pattern. Hostile answers draw
+    from a second generator seeded from the same seed, so adding them left the patterns of the
+    other faults unchanged.
 
     :param config: the faults in force.
     :param seed: the generator's seed (``None``: unseeded).
@@ -53,6 +62,7 @@ class FaultInjector:
         self._config = config
         self._counters: dict[str, int] = {}
         self._rng = random.Random(seed)
+        self._answers_rng = _answers_rng(seed)
         self._active = False
         self.configure(config, seed=seed, reseed=True)
 
@@ -74,15 +84,11 @@ class FaultInjector:
             self._counters = {name: getattr(config, name) for name, _ in _COUNTERS}
             if reseed:
                 self._rng = random.Random(seed)
-            self._active = any(self._counters.values()) or any(
-                (
-                    config.latency_ms,
-                    config.jitter_ms,
-                    config.error_rate,
-                    config.reset_rate,
-                    config.drop_after_process_rate,
-                    config.stall_after_process_rate,
-                )
+                self._answers_rng = _answers_rng(seed)
+            self._active = (
+                any(self._counters.values())
+                or bool(config.latency_ms or config.jitter_ms)
+                or any(getattr(config, name) for name in config.rate_names())
             )
 
     def update(
@@ -127,9 +133,25 @@ class FaultInjector:
                     action = "drop"
                 elif u_stall < config.stall_after_process_rate:
                     action = "stall"
+            draws = [self._answers_rng.random() for _ in HOSTILE_ANSWERS]
+            if action is None:
+                action = next(
+                    (
+                        kind
+                        for kind, u in zip(HOSTILE_ANSWERS, draws, strict=True)
+                        if u < getattr(config, f"{kind}_rate")
+                    ),
+                    None,
+                )
             return FaultDecision(
                 delay=delay,
                 action=action,
-                error_status=500 if u_status < 0.5 else 503,
+                error_status=config.error_status or (500 if u_status < 0.5 else 503),
                 stall_seconds=config.stall_seconds,
+                redirect_status=config.redirect_status,
             )
+
+
+def _answers_rng(seed: int | None) -> random.Random:
+    """The generator of hostile answers: seeded from ``seed`` but apart from the first one."""
+    return random.Random(None if seed is None else f"{seed}:hostile-answers")

@@ -25,9 +25,11 @@ def braze_sandbox_factory() -> Iterator[SandboxFactory]:
     """Start sandboxes with overrides; all are stopped at teardown.
 
     Call it as ``braze_sandbox_factory(permissions=["users.track"], object_count_rule="combined-50",
-    users_track_rate="10/1", latency_ms=20, seed=7, ...)``: any :class:`SandboxConfig` or
+    users_track_rate="10/1", latency_ms=20, seed=7, refuse_id_prefixes=["bot-"],
+    truncated_body_requests=1, ...)``: any :class:`SandboxConfig` or
     :class:`~airflow_provider_aiq_braze.sandbox.config.FaultConfig` field, rates as ``"N/SECONDS"``,
-    ``api_key`` (default :data:`SANDBOX_API_KEY`) and ``permissions`` (default: all). It returns
+    ``api_key`` (default :data:`SANDBOX_API_KEY`), ``permissions`` (default: all), ``refuse_ids``
+    and ``refuse_id_prefixes``. It returns
     the running :class:`BrazeSandbox` (``.base_url``, ``.api_key``, ``.state``, ``.set_faults``,
     ``.reset``, ``.config``).
     """

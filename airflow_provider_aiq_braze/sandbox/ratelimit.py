@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from airflow_provider_aiq_braze.braze.limits import RateLimit
+from airflow_provider_aiq_braze.sandbox.facts import Rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,14 +25,6 @@ class RateState:
     reset: int
     allowed: bool = True
 
-    def headers(self) -> list[tuple[str, str]]:
-        """The three headers Braze sends on every response."""
-        return [
-            ("X-RateLimit-Limit", str(self.limit)),
-            ("X-RateLimit-Remaining", str(self.remaining)),
-            ("X-RateLimit-Reset", str(self.reset)),
-        ]
-
 
 class FixedWindowLimiter:
     """Counts requests per group in fixed windows aligned on the epoch.
@@ -40,14 +32,14 @@ class FixedWindowLimiter:
     :param rate_of: the budget of a group (read on every call, so it may change at runtime).
     """
 
-    def __init__(self, rate_of: Callable[[str], RateLimit]) -> None:
+    def __init__(self, rate_of: Callable[[str], Rate]) -> None:
         self._rate_of = rate_of
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[int, int]] = {}
 
-    def _window(self, rate: RateLimit, now: float) -> tuple[int, int]:
-        index = int(now // rate.per_seconds)
-        reset = math.ceil((index + 1) * rate.per_seconds)
+    def _window(self, rate: Rate, now: float) -> tuple[int, int]:
+        index = int(now // rate.seconds)
+        reset = math.ceil((index + 1) * rate.seconds)
         return index, reset
 
     def consume(self, group: str, now: float) -> RateState:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from airflow_provider_aiq_braze.braze.rules import STANDARD_ATTRIBUTE_NAMES
-from airflow_provider_aiq_braze.sandbox.validation import Identity, Recipient, TrackObject
+from airflow_provider_aiq_braze.sandbox.checks import Identity
+from airflow_provider_aiq_braze.sandbox.facts import STANDARD_PROFILE_FIELDS
+from airflow_provider_aiq_braze.sandbox.validation import Recipient, TrackObject
 
 
 class SendIdQuotaExceeded(Exception):
@@ -73,7 +74,7 @@ class Profile:
             user["user_aliases"] = [{"alias_label": lab, "alias_name": name} for lab, name in self.aliases]
         custom: dict[str, Any] = {}
         for key, value in self.attributes.items():
-            if key in STANDARD_ATTRIBUTE_NAMES:
+            if key in STANDARD_PROFILE_FIELDS:
                 user[key] = copy.deepcopy(value)
             else:
                 custom[key] = copy.deepcopy(value)
@@ -398,7 +399,10 @@ class SandboxState:
                 elif profile.braze_id not in seen:
                     seen.add(profile.braze_id)
                     users.append(profile.export(fields))
-        return {"users": users, "invalid_user_ids": invalid, "message": "success"}
+        answer: dict[str, Any] = {"users": users, "message": "success"}
+        if invalid:  # "(optional, array of string)" (post_users_identifier.md)
+            answer["invalid_user_ids"] = invalid
+        return answer
 
     # ---------------------------------------------------------------- reads (the inspection handle)
 

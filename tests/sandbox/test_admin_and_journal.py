@@ -89,8 +89,9 @@ def test_journal_records_accepted_requests_only(braze_sandbox_factory, tmp_path)
     api.post("/users/track", [1])  # rejected: not journaled
     Api(sandbox, key=None).track(events=[event("u1")])  # unauthorised: not journaled
     dispatch_id = api.post(
-        "/campaigns/trigger/send", {"campaign_id": "c", "send_id": "s1", "recipients": []}
+        "/campaigns/trigger/send", {"campaign_id": "c", "send_id": "s1", "broadcast": True}
     ).json()["dispatch_id"]
+    api.track(events=[{"name": "no identifier", "time": event()["time"]}])  # 400: not journaled
     lines = [json.loads(line) for line in journal.read_text().splitlines()]
     assert [(line["endpoint"], line["status"]) for line in lines] == [
         ("/users/track", 201),

@@ -66,8 +66,77 @@ def test_help_lists_every_flag():
         "--properties-max-bytes",
         "--port-file",
         "--verbose",
+        "--export-rate",
+        "--campaign",
+        "--refuse-id",
+        "--refuse-prefix",
+        "--hostile",
+        "--hostile-rate",
+        "--redirect-status",
     ):
         assert flag in result.stdout
+
+
+def test_every_flag_is_documented():
+    documented = (Path(__file__).parents[2] / "docs" / "sandbox.md").read_text()
+    flags = [option for action in build_parser()._actions for option in action.option_strings]
+    assert [f for f in flags if f.startswith("--") and f != "--help" and f"`{f}" not in documented] == []
+
+
+def test_refusal_campaign_and_hostile_flags():
+    args = build_parser().parse_args(
+        [
+            "--api-key",
+            "k",
+            "--refuse-id",
+            "u1",
+            "--refuse-id",
+            "u2",
+            "--refuse-prefix",
+            "bot-",
+            "--campaign",
+            "camp-1",
+            "--hostile",
+            "truncated_body=2",
+            "--hostile",
+            "echo_key=1",
+            "--hostile-rate",
+            "unprocessable=0.25",
+            "--redirect-status",
+            "308",
+            "--export-rate",
+            "2500/60",
+        ]
+    )
+    config = config_from_args(args)
+    assert config.refusals.as_dict() == {"ids": ["u1", "u2"], "prefixes": ["bot-"]}
+    assert config.campaigns == ("camp-1",)
+    faults = config.faults
+    assert (faults.truncated_body_requests, faults.echo_key_requests, faults.unprocessable_rate) == (
+        2,
+        1,
+        0.25,
+    )
+    assert faults.redirect_status == 308
+    assert (config.export_rate.requests, config.export_rate.seconds) == (2500, 60.0)
+
+
+def test_cli_refuses_identifiers(tmp_path):
+    port_file = tmp_path / "port"
+    process = _start("--api-key", KEY, "--refuse-prefix", "bot-", port_file=port_file)
+    try:
+        port = _wait_for_port(process, port_file)
+        response = requests.post(
+            f"http://127.0.0.1:{port}/users/track",
+            json={"events": [{"external_id": "bot-1", "name": "x", "time": "2024-05-01T00:00:00Z"}]},
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=10,
+        )
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["type"] == "provided external_id is blacklisted and disallowed"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
 
 
 def test_cli_serves_and_stops_cleanly_on_sigterm(tmp_path):
@@ -164,8 +233,8 @@ def test_flags_map_onto_the_config(tmp_path):
     )
     assert config.faults.endpoints == ("/users/track",)
     assert config.seed == 7
-    assert (config.users_track_rate.requests, config.users_track_rate.per_seconds) == (10, 1.0)
-    assert (config.messaging_rate.requests, config.messaging_rate.per_seconds) == (5, 60.0)
+    assert (config.users_track_rate.requests, config.users_track_rate.seconds) == (10, 1.0)
+    assert (config.messaging_rate.requests, config.messaging_rate.seconds) == (5, 60.0)
     assert config.properties_max_bytes == 1000
     assert config.journal == tmp_path / "j.jsonl"
 
@@ -176,6 +245,12 @@ def test_flags_map_onto_the_config(tmp_path):
         ["--api-key", "k:no.such.permission"],
         ["--api-key", "k", "--error-rate", "2"],
         ["--api-key", "k", "--users-track-rate", "fast"],
+        ["--api-key", "k", "--hostile", "bogus=1"],
+        ["--api-key", "k", "--hostile", "empty_body"],
+        ["--api-key", "k", "--hostile-rate", "empty_body=x"],
+        ["--api-key", "k", "--hostile-rate", "empty_body=3"],
+        ["--api-key", "k", "--redirect-status", "200"],
+        ["--api-key", "k", "--refuse-prefix", ""],
     ],
 )
 def test_invalid_flag_values_are_usage_errors(argv):

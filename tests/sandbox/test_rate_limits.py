@@ -49,13 +49,13 @@ def test_429_when_the_window_is_used_up(braze_sandbox_factory):
     assert limited.headers["X-RateLimit-Limit"] == "3"
     assert len(sandbox.state.events()) == 3  # throttled requests are not processed
     # the messaging group has its own budget
-    assert api.post("/campaigns/trigger/send", {"campaign_id": "c", "recipients": []}).status_code == 201
+    assert api.post("/campaigns/trigger/send", {"campaign_id": "c", "broadcast": True}).status_code == 201
 
 
 def test_messaging_rate_is_configurable(braze_sandbox_factory):
     sandbox = braze_sandbox_factory(messaging_rate="1/600")
     api = Api(sandbox)
-    body = {"campaign_id": "c", "recipients": []}
+    body = {"campaign_id": "c", "broadcast": True}
     assert [api.post("/campaigns/trigger/send", body).status_code for _ in range(2)] == [201, 429]
     assert api.track(events=[event()]).status_code == 201
 

@@ -138,3 +138,22 @@ def test_stop_ends_idle_keep_alive_connections(braze_sandbox_factory):
     assert conn.sock is not None
     assert conn.sock.recv(1024) == b""
     conn.close()
+
+
+def test_deep_nesting_is_walked_without_recursion(api):
+    # Braze documents no nesting depth for properties; whatever the JSON decoder takes is checked.
+    nested: object = "leaf"
+    for _ in range(600):
+        nested = [nested]
+    response = api.track(events=[event("u1", properties={"deep": {"a": nested}})])
+    assert response.status_code == 201, response.text
+    assert "errors" not in response.json()
+    too_deep = (
+        b'{"events": [{"external_id": "u1", "name": "x", "time": "2024-05-01T00:00:00Z", "properties": {"a": '
+    )
+    too_deep += b"[" * 100_000 + b"]" * 100_000 + b"}}]}"
+    refused = api.session.post(
+        api.base + "/users/track", data=too_deep, headers={"Content-Type": "application/json"}
+    )
+    assert refused.status_code == 400  # not JSON the decoder can take: bad syntax
+    assert api.sandbox.state.counter("internal_errors") == 0
