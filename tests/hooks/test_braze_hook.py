@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_aiq_braze.braze.errors import BrazeApiError, BrazeConfigError, BrazeError
 from airflow_provider_aiq_braze.braze.limits import RateLimit
-from airflow_provider_aiq_braze.braze.responses import Outcome
+from airflow_provider_aiq_braze.braze.responses import Outcome, Verdict
 from airflow_provider_aiq_braze.hooks.braze import BrazeHook, BrazeHookStats
 from tests.conftest import TEST_API_KEY
 from tests.hooks.scripted_server import Recorded, Reply, ScriptedServer, closed_port
@@ -121,7 +121,7 @@ def test_low_remaining_budget_slows_down(make_hook: MakeHook, server: ScriptedSe
     )
     hook = make_hook()
     hook.post("/users/track", b"{}")
-    assert hook._bucket("users.track").current_rate() < 10  # 5 left for <= 3 s, instead of 1000/s
+    assert hook.client.bucket("users.track").current_rate() < 10  # 5 left for <= 3 s, instead of 1000/s
 
 
 # --- typed calls
@@ -320,9 +320,26 @@ def test_pooled_session_reuses_one_connection(make_hook: MakeHook, server: Scrip
     assert adapter._pool_maxsize == 16  # type: ignore[attr-defined]
 
 
-def test_run_is_not_used(make_hook: MakeHook) -> None:
-    with pytest.raises(NotImplementedError):
-        make_hook().run("/users/track")
+def test_run_goes_through_the_client_policy(make_hook: MakeHook, server: ScriptedServer) -> None:
+    # HttpHook.run is not refused: it is one call of the hook's method under the Braze policy
+    server.script(
+        Reply(500, {"message": "boom"}),
+        Reply(201),
+        Reply(401, {"message": "Invalid API Key"}),
+        Reply(403, {"message": "Access Denied"}),
+    )
+    hook = make_hook()
+    response = hook.run("/users/track", data='{"events":[]}')
+    assert response.accepted and response.attempts == 2
+    assert [r.body for r in server.requests] == [b'{"events":[]}'] * 2
+    assert server.requests[0].headers["Authorization"] == f"Bearer {TEST_API_KEY}"
+    with pytest.raises(BrazeApiError) as raised:
+        hook.run("/users/track", data={"events": []})
+    assert raised.value.status == 401
+    refused = hook.run("/users/track", data=b"{}", extra_options={"check_response": False})
+    assert refused.verdict is Verdict.SETUP_ERROR and refused.status == 403
+    with pytest.raises(TypeError, match="headers"):
+        hook.run("/users/track", headers={"X": "1"})
 
 
 # --- secrecy
