@@ -236,9 +236,7 @@ def _client_error(answer: _Answer, host: str) -> BrazeResponse:
             f"HTTP {status}: Braze refused the objects it named and processed none: {message}",
             minor_errors=minor_errors,
         )
-    return answer.make(
-        Verdict.REFUSED, "content", f"Braze refused the request (HTTP {status}): {message}"
-    )
+    return answer.make(Verdict.REFUSED, "content", f"Braze refused the request (HTTP {status}): {message}")
 
 
 def _redirect_advice(status: int, location: str, host: str) -> str:

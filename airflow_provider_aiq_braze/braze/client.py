@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -36,7 +36,12 @@ from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from airflow_provider_aiq_braze.braze.answers import Scrubber, classify
 from airflow_provider_aiq_braze.braze.encoding import to_json_bytes
 from airflow_provider_aiq_braze.braze.errors import BrazeApiError, BrazeConfigError
-from airflow_provider_aiq_braze.braze.limits import SEND_ID_MAX_LENGTH, TRIGGER_MAX_RECIPIENTS, RateLimit, rate_group
+from airflow_provider_aiq_braze.braze.limits import (
+    SEND_ID_MAX_LENGTH,
+    TRIGGER_MAX_RECIPIENTS,
+    RateLimit,
+    rate_group,
+)
 from airflow_provider_aiq_braze.braze.ratelimit import (
     BROADCAST_GROUP,
     PauseGate,
@@ -52,6 +57,19 @@ from airflow_provider_aiq_braze.braze.settings import ClientSettings
 #: Called right before each attempt goes on the wire (after rate-limit waits); what it raises
 #: propagates, and then nothing is sent.
 BeforeSend = Callable[[], None]
+
+
+class ClientLog(Protocol):
+    """The logging methods the client uses (a ``logging.Logger`` or Airflow's task logger)."""
+
+    def debug(self, msg: Any, /, *args: Any) -> Any:
+        """Log at DEBUG."""
+
+    def info(self, msg: Any, /, *args: Any) -> Any:
+        """Log at INFO."""
+
+    def warning(self, msg: Any, /, *args: Any) -> Any:
+        """Log at WARNING."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +112,9 @@ class BrazeClient:
     :param log: where warnings about retries, pauses and uncertain outcomes go.
     """
 
-    def __init__(self, settings: ClientSettings, *, log: logging.Logger | None = None) -> None:
+    def __init__(self, settings: ClientSettings, *, log: ClientLog | None = None) -> None:
         self.settings = settings
-        self.log = log or logging.getLogger(__name__)
+        self.log: ClientLog = log or logging.getLogger(__name__)
         self.scrubber = Scrubber((settings.api_key, *settings.secrets))
         self._lock = threading.RLock()
         self._session: requests.Session | None = None
@@ -236,12 +254,12 @@ class BrazeClient:
         url = f"{self.settings.base_url}{endpoint}"
         try:
             response = self._transmit(session, method, url, data, params)
-        except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
+        except Exception as exc:
             return classify(endpoint, error=exc, host=self.host, scrub=self.scrubber)
         read_error: BaseException | None = None
         try:
             body = response.content or b""
-        except Exception as exc:  # noqa: BLE001 - a body cut short still has its status
+        except Exception as exc:
             body, read_error = b"", exc
         finally:
             response.close()

@@ -130,7 +130,7 @@ def check_header(name: str, value: str) -> None:
         latin1 = False
     else:
         latin1 = True
-    if not latin1 or any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value):
+    if not latin1 or any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
         raise BrazeConfigError(
             f"The Braze connection extra {name!r} is sent as an HTTP header, but its value contains a "
             "line break (CR/LF), a control character or a character outside Latin-1: fix or remove "

@@ -303,11 +303,11 @@ class BrazeHook(HttpHook):
     def post(
         self, endpoint: str, body: Mapping[str, Any] | bytes, *, safe_to_retry: bool = False
     ) -> BrazeResponse:
-        """See :meth:`BrazeClient.post <airflow_provider_aiq_braze.braze.client.BrazeClient.post>`."""
+        """Delegates to ``BrazeClient.post`` (:mod:`airflow_provider_aiq_braze.braze.client`)."""
         return self.client.post(endpoint, body, safe_to_retry=safe_to_retry)
 
     def get(self, endpoint: str, params: Mapping[str, Any] | None = None) -> BrazeResponse:
-        """See :meth:`BrazeClient.get <airflow_provider_aiq_braze.braze.client.BrazeClient.get>`."""
+        """Delegates to ``BrazeClient.get`` (:mod:`airflow_provider_aiq_braze.braze.client`)."""
         return self.client.get(endpoint, params)
 
     def track_users(
@@ -318,7 +318,7 @@ class BrazeHook(HttpHook):
         *,
         safe_to_retry: bool = False,
     ) -> BrazeResponse:
-        """See :meth:`BrazeClient.track_users <airflow_provider_aiq_braze.braze.client.BrazeClient.track_users>`."""
+        """Delegates to ``BrazeClient.track_users`` (:mod:`airflow_provider_aiq_braze.braze.client`)."""
         return self.client.track_users(attributes, events, purchases, safe_to_retry=safe_to_retry)
 
     def trigger_campaign(
@@ -330,15 +330,13 @@ class BrazeHook(HttpHook):
         *,
         broadcast: bool = False,
     ) -> BrazeResponse:
-        """See :meth:`BrazeClient.trigger_campaign
-        <airflow_provider_aiq_braze.braze.client.BrazeClient.trigger_campaign>`."""
+        """Delegates to ``BrazeClient.trigger_campaign`` (:mod:`airflow_provider_aiq_braze.braze.client`)."""
         return self.client.trigger_campaign(
             campaign_id, recipients, trigger_properties, send_id, broadcast=broadcast
         )
 
     def create_send_id(self, campaign_id: str, send_id: str | None = None) -> BrazeResponse:
-        """See :meth:`BrazeClient.create_send_id
-        <airflow_provider_aiq_braze.braze.client.BrazeClient.create_send_id>`."""
+        """Delegates to ``BrazeClient.create_send_id`` (:mod:`airflow_provider_aiq_braze.braze.client`)."""
         return self.client.create_send_id(campaign_id, send_id)
 
     # -- connection test -------------------------------------------------------------------------
@@ -368,7 +366,10 @@ class BrazeHook(HttpHook):
         else:
             if not response.accepted:
                 return False, _explain_uncertain(response, client.host)
-            return True, f"Connected to Braze at {self.base_url}: the key works ({ENDPOINT_PERMISSIONS[first]})."
+            return (
+                True,
+                f"Connected to Braze at {self.base_url}: the key works ({ENDPOINT_PERMISSIONS[first]}).",
+            )
         try:
             response = client.request("GET", "/campaigns/list", params={"page": 0}, **once)
         except BrazeApiError as exc:
