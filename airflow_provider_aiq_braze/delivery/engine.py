@@ -119,10 +119,11 @@ class DeliveryFailed(RuntimeError):
         self.reason = reason
         self.setup = setup
         self.status = status
+        retry = "a retry once this is fixed" if setup else "a retry"
         super().__init__(
-            f"{reason} Delivery stopped: {counts.sent} rows delivered, {counts.failed} not sent "
-            f"(sent by a retry{' once this is fixed' if setup else ''}); batches Braze accepted or "
-            "refused are recorded in the ledger and are not sent again."
+            f"{reason.rstrip('. ')}. Delivery stopped: {counts.sent} rows delivered, {counts.failed} not "
+            f"sent (sent by {retry}); batches Braze accepted or refused are recorded in the ledger and "
+            "are not sent again."
         )
 
 
@@ -435,6 +436,8 @@ class DeliveryEngine:
                 return _Attempt(None, UNCERTAIN, f"{what} while the request may have been on the wire")
             setup = isinstance(exc, BrazeConfigError)
             return _Attempt(None, "setup_error" if setup else NOT_SENT, f"{what} before the request was sent")
+        if response.verdict in _STOPPING:
+            self._stop.set()  # at once: no other sender starts a request (the calling thread reports it)
         return _Attempt(response)
 
     def _settle(self, future: Future[_Attempt]) -> None:
