@@ -3,8 +3,9 @@
 Operators turn staged rows into :mod:`records <airflow_provider_aiq_braze.delivery.records>`;
 the engine batches the deliverables, sends them concurrently through one :class:`Sender`
 (the Braze client), records each batch in the :class:`~.ledger.Ledger`, writes rejects, and
-returns the counts. Accounting happens on the calling thread only; sender threads send, and
-write a batch's "sending" intent to the ledger right before its request goes on the wire.
+returns the counts. Accounting happens on the calling thread only; a sender thread sends, writes
+a batch's "sending" intent to the ledger right before its request goes on the wire, and records
+its outcome as soon as the answer is in (:func:`~.outcomes.outcome`).
 
 What each verdict of Braze's answer does to a batch (``docs/guarantees.md`` has the table):
 
@@ -28,7 +29,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from airflow.sdk import ObjectStoragePath
@@ -46,6 +47,7 @@ from airflow_provider_aiq_braze.delivery.ledger import (
     LedgerEntry,
     LedgerError,
 )
+from airflow_provider_aiq_braze.delivery.outcomes import STOPPING, outcome
 from airflow_provider_aiq_braze.delivery.progress import Progress, TaskLog
 from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped, materialized
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
@@ -53,9 +55,6 @@ from airflow_provider_aiq_braze.delivery.storage import JsonlWriter, is_local
 
 #: The interpreter's thread switch interval while a delivery runs (seconds).
 SENDING_SWITCH_INTERVAL = 0.05
-
-#: Verdicts after which the batch was not sent and the run stops.
-_STOPPING = (Verdict.SETUP_ERROR, Verdict.RETRY, Verdict.RATE_LIMITED)
 
 
 class Sender(Protocol):
@@ -134,16 +133,21 @@ AcceptedCallback = Callable[[Batch, "str | None", bool], None]
 
 @dataclass(frozen=True)
 class _Attempt:
-    """What a sender thread brings back: Braze's final answer, or why there is none.
+    """What a sender thread brings back: Braze's final answer (if any) and the outcome it recorded.
 
     :param response: the answer, when the request was sent.
-    :param outcome: without an answer: ``not_sent``, ``uncertain`` or ``setup_error``.
-    :param reason: without an answer: why.
+    :param state: the ledger state of the outcome (``accepted``, ``refused``, ``uncertain``,
+        ``not_sent``).
+    :param info: what the ledger recorded with it (``rejected`` by index, ``reason``, …).
+    :param setup: for a batch not sent: whether the cause is the setup.
+    :param ledger_error: why the outcome could not be written to the ledger, if it could not.
     """
 
     response: BrazeResponse | None
-    outcome: str = ""
-    reason: str = ""
+    state: str
+    info: dict[str, Any]
+    setup: bool = False
+    ledger_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -334,14 +338,6 @@ class DeliveryEngine:
                     setup=True,
                 )
 
-    def _record(self, batch: Batch, state: str, **info: Any) -> None:
-        if self._ledger is None:
-            return
-        try:
-            self._ledger.record(batch, state, **info)
-        except LedgerError as exc:
-            self._fail(str(exc), setup=True)
-
     # -- batches ----------------------------------------------------------------------------
 
     def _dispatch(self, batch: Batch) -> None:
@@ -408,7 +404,11 @@ class DeliveryEngine:
             self._pump(block=True)
 
     def _send(self, batch: Batch) -> _Attempt:
-        """Send one batch (in a sender thread); never raises."""
+        """Send one batch and record its outcome in the ledger (in a sender thread); never raises.
+
+        The outcome is recorded here, as soon as the answer is in, so that a crash leaves without
+        an outcome only the requests that were on the wire.
+        """
         assert self._sender is not None
         on_wire = False
 
@@ -425,96 +425,82 @@ class DeliveryEngine:
                 self.spec.endpoint, batch.body, safe_to_retry=self.spec.safe_to_retry, before_send=before_send
             )
         except _Stopped:
-            return _Attempt(None, NOT_SENT, "the run stopped before this batch was sent")
+            return _Attempt(None, NOT_SENT, {"reason": "the run stopped before this batch was sent"})
         except LedgerError as exc:
             if on_wire:  # an earlier attempt of this request may have reached Braze
-                return _Attempt(None, UNCERTAIN, f"an earlier attempt may have reached Braze; then: {exc}")
-            return _Attempt(None, "setup_error", str(exc))
-        except Exception as exc:
+                reason = f"an earlier attempt may have reached Braze; then: {exc}"
+                return self._recorded(batch, _Attempt(None, UNCERTAIN, {"reason": reason}))
+            return _Attempt(None, NOT_SENT, {"reason": str(exc)}, setup=True)
+        except Exception as exc:  # a sender thread's failure is classified, never lost
             what = describe(exc)
             if on_wire:
-                return _Attempt(None, UNCERTAIN, f"{what} while the request may have been on the wire")
+                reason = f"{what} while the request may have been on the wire"
+                return self._recorded(batch, _Attempt(None, UNCERTAIN, {"reason": reason}))
             setup = isinstance(exc, BrazeConfigError)
-            return _Attempt(None, "setup_error" if setup else NOT_SENT, f"{what} before the request was sent")
-        if response.verdict in _STOPPING:
+            self._stop.set()
+            unsent = _Attempt(None, NOT_SENT, {"reason": f"{what} before the request was sent"}, setup=setup)
+            return self._recorded(batch, unsent)
+        if response.verdict in STOPPING:
             self._stop.set()  # at once: no other sender starts a request (the calling thread reports it)
-        return _Attempt(response)
+        state, info = outcome(batch, response, self.spec.array)
+        return self._recorded(batch, _Attempt(response, state, info))
+
+    def _recorded(self, batch: Batch, attempt: _Attempt) -> _Attempt:
+        """Write an attempt's outcome to the ledger; a failure to write is carried to the calling thread."""
+        if self._ledger is None:
+            return attempt
+        try:
+            self._ledger.record(batch, attempt.state, **attempt.info)
+        except LedgerError as exc:
+            return replace(attempt, ledger_error=str(exc))
+        return attempt
 
     def _settle(self, future: Future[_Attempt]) -> None:
         batch = self._inflight.pop(future)
         try:
             attempt = future.result()
         except CancelledError:
-            attempt = _Attempt(None, NOT_SENT, "the run stopped before this batch was sent")
-        response = attempt.response
-        if response is None:
-            self._settle_unsent(batch, attempt)
-            return
-        self.counts.requests += 1
-        verdict = response.verdict
-        if verdict is Verdict.ACCEPTED:
-            self._accepted(batch, response)
-        elif verdict in (Verdict.REFUSED_ITEMS, Verdict.REFUSED):
-            self._refused(batch, response)
-        elif verdict in _STOPPING:
-            reason = response.reason or response.message or verdict.value
-            self.counts.failed += batch.rows
-            self._record(batch, NOT_SENT, status=response.status, reason=reason)
-            message = f"Braze {response.endpoint} (batch {batch.seq}): {reason}"
-            self._fail(message, setup=verdict is Verdict.SETUP_ERROR, status=response.status)
+            attempt = _Attempt(None, NOT_SENT, {"reason": "the run stopped before this batch was sent"})
+        if attempt.ledger_error:
+            self._fail(attempt.ledger_error, setup=True)
+        response, info = attempt.response, attempt.info
+        if response is not None:
+            self.counts.requests += 1
+        if attempt.state == ACCEPTED:
+            assert response is not None
+            self._accepted(batch, response, info["rejected"])
+        elif attempt.state == REFUSED:
+            assert response is not None
+            self._refused(batch, response, info["rejected"])
+        elif attempt.state == UNCERTAIN:
+            self._count_uncertain(batch, info["reason"])
         else:
-            reason = response.reason or "no response"
-            self._record(batch, UNCERTAIN, reason=reason)
-            self._count_uncertain(batch, reason)
+            self.counts.failed += batch.rows
+            if response is not None:
+                setup = response.verdict is Verdict.SETUP_ERROR
+                message = f"Braze {response.endpoint} (batch {batch.seq}): {info['reason']}"
+                self._fail(message, setup=setup, status=response.status)
+            elif attempt.setup:
+                self._fail(info["reason"], setup=True)
+            elif self._failure is None:
+                self._fail(f"Batch {batch.seq} could not be sent: {info['reason']}", setup=False)
 
-    def _settle_unsent(self, batch: Batch, attempt: _Attempt) -> None:
-        if attempt.outcome == UNCERTAIN:
-            self._record(batch, UNCERTAIN, reason=attempt.reason)
-            self._count_uncertain(batch, attempt.reason)
-            return
-        self.counts.failed += batch.rows
-        if self._failure is None or attempt.outcome != NOT_SENT:
-            self._record(batch, NOT_SENT, reason=attempt.reason)
-        if attempt.outcome == "setup_error":
-            self._fail(attempt.reason, setup=True)
-        elif self._failure is None:
-            self._fail(f"Batch {batch.seq} could not be sent: {attempt.reason}", setup=False)
-
-    def _accepted(self, batch: Batch, response: BrazeResponse) -> None:
-        rejected = self._count_accepted(batch, response.errors_by_index(self.spec.array), earlier=False)
+    def _accepted(self, batch: Batch, response: BrazeResponse, rejected: dict[int, str]) -> None:
+        self._count_accepted(batch, rejected, earlier=False)
         if response.unmapped_errors:
             self._log.warning(
                 "Batch %d: Braze reported errors that name no object: %s",
                 batch.seq,
                 [e.type for e in response.unmapped_errors],
             )
-        info: dict[str, Any] = {"rejected": rejected, "status": response.status}
         if response.items_unknown:
-            info.update(items_unknown=True, reason=response.reason)
             self._log.warning("Batch %d: %s", batch.seq, response.reason)
-        if response.dispatch_id:
-            info["dispatch_id"] = response.dispatch_id
-        self._record(batch, ACCEPTED, **info)
         if self._on_accepted is not None:
             self._on_accepted(batch, response.dispatch_id, False)
 
-    def _refused(self, batch: Batch, response: BrazeResponse) -> None:
+    def _refused(self, batch: Batch, response: BrazeResponse, refused: dict[int, str]) -> None:
         """Braze refused objects (``refused_items``) or the whole request (``refused``)."""
-        named = self._in_batch(batch, response.errors_by_index(self.spec.array))
-        message = response.message or response.reason or f"HTTP {response.status}"
-        rest: Batch | None = None
-        if response.verdict is Verdict.REFUSED_ITEMS and named and batch.parent is None:
-            refused = named
-            rest = self._batcher.remainder(batch, named)
-        else:
-            unnamed = (
-                "Braze refused the request again after it was re-sent without the objects it named: "
-                + message
-                if named
-                else f"Braze refused the whole request (HTTP {response.status}): {message}"
-            )
-            refused = {i: named.get(i, unnamed) for i in range(len(batch.items))}
-        self._record(batch, REFUSED, rejected=refused, status=response.status, reason=response.reason)
+        rest = self._batcher.remainder(batch, refused) if batch.parent is None else None
         self._log.warning(
             "Batch %d: Braze refused %d of its %d objects (HTTP %s)%s.",
             batch.seq,
