@@ -179,12 +179,14 @@ def _success(
     if not body.strip():
         return answer.make(Verdict.ACCEPTED, "", None)
     if answer.decoded is None:
+        # A 2xx is Braze's "processed" (the verdict table fixes it); what it refused is unknown.
         answer.message = excerpt
         return answer.make(
-            Verdict.UNCERTAIN,
+            Verdict.ACCEPTED,
             "not_json",
-            f"HTTP {status} without a JSON body (is this Braze? a proxy or captive portal answered: "
-            f"{excerpt[:80]!r})",
+            f"HTTP {status} without a JSON body ({excerpt[:80]!r}; is a proxy answering instead of "
+            "Braze?): the request was processed, but which objects Braze refused (if any) is unknown",
+            items_unknown=True,
         )
     return answer.make(Verdict.ACCEPTED, "", None, minor_errors=parse_minor_errors(answer.decoded))
 

@@ -27,8 +27,8 @@ def body(value: Any) -> bytes:
         (201, body({"message": "success", "events_processed": 2}), Verdict.ACCEPTED, ""),
         (200, b"", Verdict.ACCEPTED, ""),
         (201, b"  \n", Verdict.ACCEPTED, ""),
-        (200, b"<html>captive portal</html>", Verdict.UNCERTAIN, "not_json"),
-        (201, b'["success"]', Verdict.UNCERTAIN, "not_json"),
+        (200, b"<html>captive portal</html>", Verdict.ACCEPTED, "not_json"),
+        (201, b'["success"]', Verdict.ACCEPTED, "not_json"),
         # 3xx
         (301, b"", Verdict.SETUP_ERROR, "redirect"),
         (307, b"", Verdict.SETUP_ERROR, "redirect"),
@@ -68,8 +68,9 @@ def test_status_and_body(status: int, payload: bytes, verdict: Verdict, cause: s
     answer = classify("/users/track", status, {}, payload, host="rest.iad-01.braze.com")
     assert (answer.verdict, answer.cause) == (verdict, cause)
     assert answer.status == status
-    if verdict is not Verdict.ACCEPTED:
-        assert answer.reason, "every verdict but accepted says why"
+    if verdict is not Verdict.ACCEPTED or cause:
+        assert answer.reason, "every verdict but a plain accepted says why"
+    assert answer.items_unknown is (cause == "not_json")
 
 
 def test_minor_errors_with_and_without_index_and_plain_strings() -> None:
