@@ -425,7 +425,9 @@ class DeliveryEngine:
                 self.spec.endpoint, batch.body, safe_to_retry=self.spec.safe_to_retry, before_send=before_send
             )
         except _Stopped:
-            return _Attempt(None, NOT_SENT, {"reason": "the run stopped before this batch was sent"})
+            stopped = _Attempt(None, NOT_SENT, {"reason": "the run stopped before this batch was sent"})
+            # an earlier attempt (a 5xx: nothing processed) left an intent: close it as not sent
+            return self._recorded(batch, stopped) if on_wire else stopped
         except LedgerError as exc:
             if on_wire:  # an earlier attempt of this request may have reached Braze
                 reason = f"an earlier attempt may have reached Braze; then: {exc}"
