@@ -2,7 +2,8 @@
 
 Airflow 3.2+ reads it from :func:`get_provider_info` (``conn-fields`` and ``ui-field-behaviour``);
 Airflow 3.1 calls the hook's ``get_ui_field_behaviour`` / ``get_connection_form_widgets``, which
-are derived from the same dictionaries so the two can never disagree.
+return :func:`python_ui_field_behaviour` and :func:`connection_form_widgets`: derived from the same
+dictionaries, so the two can never disagree.
 """
 
 from __future__ import annotations
@@ -52,3 +53,37 @@ def python_ui_field_behaviour() -> dict[str, Any]:
         "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
         "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
     }
+
+
+def connection_form_widgets() -> dict[str, Any]:
+    """The custom fields as the WTForms widgets Airflow 3.1's connection form shows.
+
+    Airflow 3.2+ reads ``conn-fields`` from the provider info and never calls this; the Flask and
+    WTForms imports happen only when Airflow 3.1's web server does.
+    """
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import BooleanField, IntegerField, StringField
+    from wtforms.validators import Optional, any_of
+
+    widgets: dict[str, Any] = {}
+    for name, spec in CONN_FIELDS.items():
+        schema = spec.get("schema", {})
+        types = schema.get("type", "string")
+        types = [types] if isinstance(types, str) else list(types)
+        validators: list[Any] = [Optional()]
+        if "enum" in schema:
+            validators.append(any_of(list(schema["enum"])))
+        label = lazy_gettext(spec.get("label", name))
+        description = spec.get("description", "")
+        if "boolean" in types:
+            widgets[name] = BooleanField(label, description=description)
+        elif "integer" in types:
+            widgets[name] = IntegerField(
+                label, validators=validators, widget=BS3TextFieldWidget(), description=description
+            )
+        else:
+            widgets[name] = StringField(
+                label, validators=validators, widget=BS3TextFieldWidget(), description=description
+            )
+    return widgets

@@ -19,6 +19,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,7 +27,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from _common import EVENT_COLUMNS, SandboxProcess, fake_context, peak_rss_mb, write_events_csv
 
-from airflow_provider_aiq_braze.braze.responses import BrazeResponse, Outcome
+from airflow_provider_aiq_braze.braze.responses import BrazeResponse, Verdict
 from airflow_provider_aiq_braze.delivery.engine import DeliveryEngine
 from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.storage import JsonlWriter, storage_path
@@ -39,10 +40,19 @@ class NullSender:
 
     retries = 0
 
-    def post(self, endpoint: str, body: bytes, *, safe_to_retry: bool = False) -> BrazeResponse:
+    def send(
+        self,
+        endpoint: str,
+        body: bytes,
+        *,
+        safe_to_retry: bool = False,
+        before_send: Callable[[], None] | None = None,
+    ) -> BrazeResponse:
         """Answer like Braze would, instantly."""
+        if before_send is not None:
+            before_send()
         return BrazeResponse(
-            endpoint=endpoint, outcome=Outcome.ACCEPTED, status=201, body={"message": "success"}
+            endpoint=endpoint, verdict=Verdict.ACCEPTED, status=201, body={"message": "success"}
         )
 
 

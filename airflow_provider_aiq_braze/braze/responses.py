@@ -1,4 +1,9 @@
-"""Typed results of Braze calls, with the per-item "minor errors" parsed."""
+"""Typed results of Braze calls: the verdict of each answer, with the per-item "minor errors" parsed.
+
+The verdicts are the shared vocabulary of the provider (client, engine, sandbox corpus, docs); what
+each one means for the rows of a request is in ``docs/guarantees.md``. Which answer gets which
+verdict is decided in one place, :func:`airflow_provider_aiq_braze.braze.answers.classify`.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,35 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from airflow_provider_aiq_braze.braze.ratelimit import RateLimitInfo
 
-class Outcome(str, Enum):
-    """What is known about a request once the hook is done with it."""
+
+class Verdict(str, Enum):
+    """What one answer (or failure) of one request means for the objects in it."""
 
     ACCEPTED = "accepted"
-    """Braze answered 2xx: every item not named in ``minor_errors`` was processed."""
+    """2xx: every object not named in ``minor_errors`` was processed."""
+    REFUSED_ITEMS = "refused_items"
+    """4xx naming objects: those are refused; the others were not processed and may be sent again."""
+    REFUSED = "refused"
+    """A permanent refusal of the request's content: nothing processed, never worth resending."""
+    SETUP_ERROR = "setup_error"
+    """The setup is wrong (key, permission, endpoint, redirect, unbuildable request): stop at once."""
+    RATE_LIMITED = "rate_limited"
+    """429: nothing processed; pause every sender until the reset, then send the same request."""
+    RETRY = "retry"
+    """Nothing processed and trying again may work (5xx but 504, failure before sending)."""
     UNCERTAIN = "uncertain"
-    """The body may have reached Braze but no answer came back: it may or may not have been processed."""
+    """The request may have reached Braze and no definitive answer came back."""
+
+
+#: The former name of :class:`Verdict` (it had only ``ACCEPTED`` and ``UNCERTAIN``).
+Outcome = Verdict
 
 
 @dataclass(frozen=True)
 class MinorError:
-    """One per-item error Braze reported on an otherwise successful request.
+    """One per-item error Braze reported (on a 2xx, or on a 400 when no object was valid).
 
     :param type: Braze's description of what is wrong with the item.
     :param input_array: ``attributes``, ``events``, ``purchases`` or ``recipients`` where given.
@@ -57,29 +78,51 @@ def parse_minor_errors(body: Mapping[str, Any]) -> tuple[MinorError, ...]:
 
 @dataclass(frozen=True)
 class BrazeResponse:
-    """The result of one Braze call.
+    """The classified result of one Braze call. Every text in it is free of the API key.
 
     :param endpoint: the REST path called.
-    :param outcome: accepted, or uncertain (see :class:`Outcome`).
+    :param verdict: what the answer means (see :class:`Verdict`).
     :param status: HTTP status of the final attempt, ``None`` when no response arrived.
-    :param body: decoded JSON body (empty when none).
-    :param minor_errors: per-item errors on an accepted request.
+    :param body: decoded JSON body (empty when none or not JSON).
+    :param minor_errors: per-item errors (on 2xx, and on 4xx for ``refused_items``).
     :param attempts: how many times the request was sent.
-    :param uncertain_reason: why the outcome is unknown, when it is.
+    :param reason: why the verdict is not a plain ``accepted`` (a short, actionable sentence), or
+        what is unknown about an accepted answer (see ``items_unknown``).
+    :param message: Braze's own ``message`` (with its ``errors``), or a description of the transport
+        failure; ``None`` on a clean 2xx.
+    :param cause: a short tag of the cause: ``auth``, ``permission``, ``endpoint``, ``redirect``,
+        ``batch_size``, ``unbuildable``, ``tls``, ``connect``, ``transport``, ``gateway``, ``server``,
+        ``content``, ``items``, ``not_json``, ``truncated``, ``rate_limit``, or ``""``.
+    :param items_unknown: a 2xx whose body could not be read whole: per-item errors are unknown.
+    :param rate_limit: Braze's ``X-RateLimit-*`` headers of the answer.
     """
 
     endpoint: str
-    outcome: Outcome
+    verdict: Verdict
     status: int | None = None
     body: Mapping[str, Any] = field(default_factory=dict)
     minor_errors: tuple[MinorError, ...] = ()
     attempts: int = 1
-    uncertain_reason: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    cause: str = ""
+    items_unknown: bool = False
+    rate_limit: RateLimitInfo = field(default_factory=RateLimitInfo)
+
+    @property
+    def outcome(self) -> Verdict:
+        """The verdict (the name this attribute had before there were seven)."""
+        return self.verdict
 
     @property
     def accepted(self) -> bool:
         """Whether Braze answered 2xx."""
-        return self.outcome is Outcome.ACCEPTED
+        return self.verdict is Verdict.ACCEPTED
+
+    @property
+    def uncertain_reason(self) -> str | None:
+        """Why the outcome is unknown, when it is."""
+        return self.reason if self.verdict is Verdict.UNCERTAIN else None
 
     @property
     def dispatch_id(self) -> str | None:

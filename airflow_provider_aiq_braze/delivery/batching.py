@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -44,12 +44,15 @@ class Batch:
     :param group: the group all its objects belong to.
     :param items: the deliverables, in body order.
     :param body: the exact request body.
+    :param parent: for the objects of a batch Braze did not name when it refused the others (see
+        :meth:`Batcher.remainder`), the digest of that batch; ``None`` otherwise.
     """
 
     seq: int
     group: str
     items: list[Deliverable]
     body: bytes
+    parent: str | None = None
     digest: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -117,6 +120,27 @@ class Batcher:
         for group in list(self._open):
             if self._open[group].items:
                 yield self._close(group)
+
+    def remainder(self, batch: Batch, refused: Collection[int]) -> Batch | None:
+        """The objects of ``batch`` not in ``refused``, as a request of their own (``None`` if none).
+
+        Braze answers HTTP 400 naming the invalid objects when no object of a request is valid;
+        the others were not processed and go again once, without the refused ones. The
+        remainder's digest is derived from the batch's (``<digest>+rest``), so a re-run rebuilds
+        the same remainder and finds its outcome in the ledger.
+
+        :param batch: the batch Braze refused objects of.
+        :param refused: the indexes of the refused objects.
+        """
+        items = [item for index, item in enumerate(batch.items) if index not in refused]
+        if not items:
+            return None
+        template = self._template_for(batch.group)
+        texts = [item.text if item.text is not None else dumps(item.obj) for item in items]
+        body = (template.prefix + ",".join(texts) + template.suffix).encode()
+        rest = Batch(seq=batch.seq, group=batch.group, items=items, body=body, parent=batch.digest)
+        rest.digest = f"{batch.digest}+rest"
+        return rest
 
     def _close(self, group: str) -> Batch:
         entry = self._open.pop(group)

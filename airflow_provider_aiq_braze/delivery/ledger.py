@@ -1,14 +1,36 @@
 """The ledger: the outcome of every batch, so a retry, re-run or backfill never resends one.
 
 One JSON Lines file per task and input. A batch is identified by the SHA-256 of its exact body,
-so the same input cut the same way finds its earlier outcome whatever the run id. Before a batch
-is sent its intent (``sending``) is written and flushed; a batch whose last record is still
-``sending`` when the ledger is read again was in flight when the process died: its outcome is
-unknown, and it is treated as uncertain.
+so the same input cut the same way finds its earlier outcome whatever the run id. The last record
+of a batch is its state:
+
+``sending``
+    written and flushed by the sender thread right before the request goes on the wire (after
+    rate-limit waits). Still the last record when the ledger is read again, it means the process
+    died with the request in flight: the outcome is unknown, read as ``uncertain``.
+``accepted``
+    Braze answered 2xx. ``rejected`` holds the objects it refused (index → Braze's reason);
+    ``items_unknown`` is true when the body could not be read (which objects it refused is lost).
+``refused``
+    Braze refused the request's content for good (verdicts ``refused`` and ``refused_items``).
+    ``rejected`` holds the refused objects (index → reason); objects of the batch it does not
+    name were not processed and travel again in a request of their own (the engine derives it
+    from the batch, see :meth:`~airflow_provider_aiq_braze.delivery.batching.Batcher.remainder`).
+    A re-run neither resends nor fails on it.
+``uncertain``
+    the request may have reached Braze and no answer came: not resent unless asked.
+``not_sent``
+    the request never reached Braze (a setup error, retries exhausted, the run stopping): a retry
+    sends it. Batches with no record at all are not sent either. (``failed``, written by earlier
+    versions for refusals, reads the same.)
+
+Interface for the engine: :meth:`Ledger.lookup` before dispatching a batch, :meth:`Ledger.intend`
+from the sending thread, :meth:`Ledger.record` for each final outcome. Every method is thread-safe.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +42,15 @@ from airflow_provider_aiq_braze.delivery.storage import JsonlWriter, is_local, r
 
 SENDING = "sending"
 ACCEPTED = "accepted"
+REFUSED = "refused"
 UNCERTAIN = "uncertain"
+NOT_SENT = "not_sent"
+#: Written by earlier versions for a request Braze refused; nothing was processed: read as not sent.
 FAILED = "failed"
+
+
+class LedgerError(RuntimeError):
+    """The ledger cannot be read or written (a directory in its place, permissions, a full disk)."""
 
 
 @dataclass
@@ -29,8 +58,9 @@ class LedgerEntry:
     """The last known outcome of one batch.
 
     :param digest: SHA-256 of the request body.
-    :param state: ``sending``, ``accepted``, ``uncertain`` or ``failed``.
-    :param rejected: Braze's minor errors by object index, for accepted batches.
+    :param state: ``sending``, ``accepted``, ``refused``, ``uncertain``, ``not_sent`` (or ``failed``).
+    :param rejected: the objects Braze refused, by index, with its reason (accepted and refused
+        batches).
     :param info: everything else recorded (dispatch id, reason, run id, …).
     """
 
@@ -41,8 +71,11 @@ class LedgerEntry:
 
     @property
     def outcome(self) -> str:
-        """The state, with a batch left ``sending`` by a dead process read as uncertain."""
-        return UNCERTAIN if self.state == SENDING else self.state
+        """The state, with a batch left ``sending`` by a dead process read as uncertain, and the
+        ``failed`` of earlier versions as not sent."""
+        if self.state == SENDING:
+            return UNCERTAIN
+        return NOT_SENT if self.state == FAILED else self.state
 
 
 class Ledger:
@@ -61,15 +94,22 @@ class Ledger:
         self._run_id = run_id
         self._try = try_number
         self._entries: dict[str, LedgerEntry] = {}
-        existing = list(read_jsonl(path))
+        self._lock = threading.Lock()
+        try:
+            existing = list(read_jsonl(path))
+        except OSError as exc:
+            raise LedgerError(_problem("read", path, exc)) from None
         self._writer = JsonlWriter(path, flush_every=10**9, append=True)
         if existing and not is_local(path):
             # object stores cannot append: carry the earlier records into the rewritten object
             for record in existing:
                 self._writer.write(record)
         if fresh:
-            self._writer.write({"reset": True, "run_id": run_id, "try": try_number, "at": time.time()})
-            self._writer.flush()
+            try:
+                self._writer.write({"reset": True, "run_id": run_id, "try": try_number, "at": time.time()})
+                self._writer.flush()
+            except OSError as exc:
+                raise LedgerError(_problem("write", path, exc)) from None
             return
         for record in existing:
             if record.get("reset"):
@@ -87,28 +127,42 @@ class Ledger:
         return self._entries.get(batch.digest)
 
     def intend(self, batch: Batch) -> None:
-        """Record that a batch is about to be sent (made durable by :meth:`flush`).
+        """Record, durably, that a batch is going on the wire now (call it from the sending thread).
+
+        On local storage this is one appended line and a flush.
 
         :param batch: the batch.
         """
-        self._write(batch, SENDING, {})
+        with self._lock:
+            self._write(batch, SENDING, {})
+            try:
+                self._writer.flush()
+            except OSError as exc:
+                raise LedgerError(_problem("write", self.path, exc)) from None
 
     def record(self, batch: Batch, state: str, **info: Any) -> None:
         """Record a batch's outcome.
 
         :param batch: the batch.
-        :param state: ``accepted``, ``uncertain`` or ``failed``.
+        :param state: ``accepted``, ``refused``, ``uncertain`` or ``not_sent``.
         :param info: details worth keeping (``rejected`` by index, ``dispatch_id``, ``reason``, …).
         """
-        self._write(batch, state, info)
+        with self._lock:
+            self._write(batch, state, info)
 
     def flush(self) -> None:
         """Make every record written so far durable."""
-        self._writer.flush()
+        try:
+            self._writer.flush()
+        except OSError as exc:
+            raise LedgerError(_problem("write", self.path, exc)) from None
 
     def close(self) -> None:
         """Flush and release the file."""
-        self._writer.close()
+        try:
+            self._writer.close()
+        except OSError as exc:
+            raise LedgerError(_problem("write", self.path, exc)) from None
 
     @property
     def entries(self) -> dict[str, LedgerEntry]:
@@ -128,7 +182,10 @@ class Ledger:
             "at": round(time.time(), 3),
             **info,
         }
-        self._writer.write(record)
+        try:
+            self._writer.write(record)
+        except OSError as exc:
+            raise LedgerError(_problem("write", self.path, exc)) from None
         self._entries[batch.digest] = _entry_from_record(record)
 
 
@@ -138,4 +195,12 @@ def _entry_from_record(record: dict[str, Any]) -> LedgerEntry:
     info = {k: v for k, v in record.items() if k not in ("digest", "state", "rejected")}
     return LedgerEntry(
         digest=str(record["digest"]), state=str(record.get("state")), rejected=rejected, info=info
+    )
+
+
+def _problem(action: str, path: ObjectStoragePath, exc: OSError) -> str:
+    return (
+        f"Cannot {action} the ledger {path}: {type(exc).__name__}: {exc.strerror or exc}. The ledger "
+        "records what Braze accepted so that a retry sends nothing twice: make state_path a writable "
+        "folder (and nothing else at the ledger's path)."
     )

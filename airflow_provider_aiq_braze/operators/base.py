@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
@@ -16,10 +16,11 @@ from airflow.sdk import Asset, BaseOperator
 
 from airflow_provider_aiq_braze.braze.errors import BrazeConfigError
 from airflow_provider_aiq_braze.braze.limits import MAX_REQUEST_BYTES
+from airflow_provider_aiq_braze.braze.responses import BrazeResponse
 from airflow_provider_aiq_braze.contracts.common import ContractError
 from airflow_provider_aiq_braze.delivery.batching import Batch, BodyTemplate
 from airflow_provider_aiq_braze.delivery.engine import DeliveryEngine, DeliveryFailed, RequestSpec
-from airflow_provider_aiq_braze.delivery.ledger import Ledger
+from airflow_provider_aiq_braze.delivery.ledger import Ledger, LedgerError
 from airflow_provider_aiq_braze.delivery.paths import RunPaths, TaskIdentity, run_paths
 from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.records import Record, Rejected
@@ -192,6 +193,8 @@ class BrazeDeliveryOperator(BaseOperator):
                 if self.is_dry_run
                 else BrazeHook(braze_conn_id=self.braze_conn_id, max_connections=self.max_workers)
             )
+            if hook is not None:
+                hook.get_conn()  # an unusable connection fails here, before anything is read or sent
             self.prepare(hook, context, paths)
             progress = Progress(
                 self.log,
@@ -201,13 +204,14 @@ class BrazeDeliveryOperator(BaseOperator):
             )
             engine = self._engine(hook, identity, paths, progress)
             counts = engine.run(self.records(files, progress))
-        except (BrazeConfigError, ContractError) as exc:
+        except (BrazeConfigError, ContractError, LedgerError) as exc:
             raise AirflowFailException(str(exc)) from None
         except StagingError as exc:
             raise AirflowException(str(exc)) from None
         except DeliveryFailed as exc:
             self.log.error("Accounting at failure: %s", exc.counts.invariant_line())
-            raise AirflowException(str(exc)) from None
+            # a setup error fails without retry: a retry succeeds only once the setup is fixed
+            raise (AirflowFailException if exc.setup else AirflowException)(str(exc)) from None
         result: dict[str, Any] = {
             **counts.as_dict(),
             "files": len(files),
@@ -348,7 +352,7 @@ class BrazeDeliveryOperator(BaseOperator):
 
 
 class HookSender:
-    """Adapts :class:`BrazeHook` to the engine's :class:`Sender` protocol.
+    """Adapts :class:`BrazeHook`'s client to the engine's :class:`Sender` protocol.
 
     :param hook: the Braze hook.
     """
@@ -356,14 +360,24 @@ class HookSender:
     def __init__(self, hook: BrazeHook) -> None:
         self._hook = hook
 
-    def post(self, endpoint: str, body: bytes, *, safe_to_retry: bool = False) -> Any:
-        """Send one request body through the hook.
+    def send(
+        self,
+        endpoint: str,
+        body: bytes,
+        *,
+        safe_to_retry: bool = False,
+        before_send: Callable[[], None] | None = None,
+    ) -> BrazeResponse:
+        """POST one request body under the client's policy; return its final verdict.
 
         :param endpoint: the REST path.
         :param body: the JSON body.
         :param safe_to_retry: whether an uncertain outcome may be retried.
+        :param before_send: called right before each attempt goes on the wire.
         """
-        return self._hook.post(endpoint, body, safe_to_retry=safe_to_retry)
+        return self._hook.client.send(
+            "POST", endpoint, data=body, safe_to_retry=safe_to_retry, before_send=before_send
+        )
 
     @property
     def retries(self) -> int:

@@ -57,7 +57,8 @@ def test_response_maps_errors_to_items() -> None:
 
 
 def test_uncertain_response() -> None:
-    response = BrazeResponse("/users/track", Outcome.UNCERTAIN, uncertain_reason="ReadTimeout")
+    response = BrazeResponse("/users/track", Outcome.UNCERTAIN, reason="ReadTimeout")
+    assert response.uncertain_reason == "ReadTimeout"
     assert not response.accepted
     assert response.body == {}
     assert response.dispatch_id is None

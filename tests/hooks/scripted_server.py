@@ -26,6 +26,8 @@ class Reply:
     :param headers: extra response headers.
     :param delay: seconds to wait before answering (after the request was read).
     :param close: close the connection without answering (after reading the request).
+    :param truncate: send only this many bytes of the body (the ``Content-Length`` announces it
+        whole), then close the connection: a body shorter than its ``Content-Length``.
     """
 
     status: int = 201
@@ -33,6 +35,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     close: bool = False
+    truncate: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,12 @@ class ScriptedServer:
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
+                    if reply.truncate is not None:
+                        self.wfile.write(payload[: reply.truncate])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
                     self.wfile.write(payload)
                 except OSError:
                     self.close_connection = True

@@ -110,7 +110,7 @@ def test_events_killed_and_retried(trial: int, braze_sandbox_factory, monkeypatc
     result = BrazeEventExportOperator(**kwargs).execute(context("events", RUN_ID, try_number=2))
     assert_invariant(result)
     maybe = ids_of(uncertain_digests(state), batches)
-    assert result["uncertain"] == len(maybe) <= kwargs["max_workers"] * 2 * 75
+    assert result["uncertain"] == len(maybe) <= kwargs["max_workers"] * 75  # at most the requests in flight
     counts = event_counts(sandbox)
     assert max(counts.values()) == 1, "an event was delivered twice"
     assert all_ids - maybe <= set(counts), "a row was lost"
@@ -156,7 +156,7 @@ def test_campaigns_killed_and_retried(trial: int, braze_sandbox_factory, monkeyp
     result = BrazeCampaignTriggerOperator(**kwargs).execute(context("campaign", RUN_ID, try_number=2))
     assert_invariant(result)
     maybe = ids_of(uncertain_digests(state), batches)
-    assert result["uncertain"] == len(maybe) <= kwargs["max_workers"] * 2 * 50
+    assert result["uncertain"] == len(maybe) <= kwargs["max_workers"] * 50  # at most the requests in flight
     counts = message_counts(sandbox)
     assert max(counts.values()) == 1, "a recipient was messaged twice"
     assert set(users) - maybe <= set(counts), "a recipient was lost"

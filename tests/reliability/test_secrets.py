@@ -192,3 +192,62 @@ def test_operator_failures_never_expose_the_key(
     assert_clean(caplog.text, "the log records")
     out, err = capfd.readouterr()
     assert_clean(out + err, "stdout/stderr")
+
+
+def test_braze_echoing_the_key_never_reaches_rejects_ledger_result_or_logs(
+    braze_connection,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A hostile Braze repeats the key in every text it controls; none of it is stored or logged."""
+    from tests.hooks.scripted_server import Recorded, Reply, ScriptedServer
+
+    caplog.set_level(logging.DEBUG)
+    key = TEST_API_KEY
+
+    seen: list[str] = []
+
+    def echo(request: Recorded) -> Reply:
+        body = request.json()
+        seen.append(request.path)
+        array = "recipients" if "recipients" in body else "events"
+        count = len(body[array])
+        errors = [{"type": f"'{key}' is not a valid id", "input_array": array, "index": 0}, f"plain {key}"]
+        if len(seen) == 1:  # the first batch: every object refused, 400 per item
+            refused = [
+                {"type": f"refused with {key}", "input_array": array, "index": i} for i in range(count)
+            ]
+            return Reply(400, {"message": f"Valid data must be provided {key}", "errors": refused})
+        return Reply(201, {"message": f"success {key}", "dispatch_id": f"dispatch-{key}", "errors": errors})
+
+    with ScriptedServer() as server:
+        server.respond_with(echo)
+        braze_connection("braze_default", host=server.url, password=f"  {key}\n")
+        events = write_events(tmp_path / "in" / "events.csv", 25)
+        recipients = write_recipients(tmp_path / "in" / "recipients.csv", [f"u{i}" for i in range(20)])
+        common: dict[str, Any] = {
+            "state_path": str(tmp_path / "state"),
+            "max_workers": 1,
+            "max_reject_ratio": 1,
+        }
+        results = [
+            BrazeEventExportOperator(task_id="events", source=str(events), batch_size=10, **common).execute(
+                context("events")
+            ),
+            BrazeCampaignTriggerOperator(
+                task_id="campaign", source=str(recipients), campaign_id="c1", batch_size=10, **common
+            ).execute(context("campaign")),
+        ]
+    assert results[0]["rejected"] == 10 + 1 + 1 and results[1]["rejected"] == 2  # Braze's refusals were kept
+    assert results[1]["campaigns"]["c1"]["dispatch_ids"] == ["dispatch-***"] * 2
+    state_files = files_under(tmp_path / "state")
+    assert any("rejects" in p for p in state_files) and any("ledger" in p for p in state_files)
+    for path, data in state_files.items():
+        assert key.encode() not in data, f"the API key is in {path}"
+    rejects = b"".join(data for path, data in state_files.items() if "rejects" in path)
+    assert b"refused with ***" in rejects and b"is not a valid id" in rejects
+    assert_clean(json.dumps(results, default=str), "an XCom result")
+    assert_clean(caplog.text, "the log records")
+    out, err = capfd.readouterr()
+    assert_clean(out + err, "stdout/stderr")
