@@ -228,6 +228,7 @@ class LedgerLease:
         give_up = time.monotonic() + self.settings.wait
         seen: tuple[str, float] | None = None  # (version, monotonic time first seen)
         while True:
+            attempt = time.monotonic()
             if self._try_create():
                 return
             current = read_versioned(self.path)
@@ -238,7 +239,7 @@ class LedgerLease:
             data, version = current
             holder = LeaseInfo.decode(data)
             if holder is not None and holder.owner.token == self.owner.token:
-                self._won(version, time.monotonic(), takeover=None)  # our own earlier attempt
+                self._won(version, attempt, takeover=None)  # our create landed, its answer was lost
                 return
             if seen is None or seen[0] != version:
                 seen = (version, time.monotonic())
@@ -304,15 +305,18 @@ class LedgerLease:
 
     def _guarded(self) -> bool:
         """Whether the lease can be exclusive here (refuse, or warn and run unguarded, if not)."""
-        if supports_conditional_writes(self.path):
-            if not is_local(self.path):
-                _verify_once(self.path.parent)
-            return True
         message = (
             f"exclusivity not guaranteed on {self.path}: this storage has no conditional writes in this "
             "provider (local files, NFS with locks and S3 have), so two instances of one task could both "
             "send. Put state_path on such a storage"
         )
+        try:
+            if supports_conditional_writes(self.path):
+                if not is_local(self.path):
+                    _verify_once(self.path.parent)
+                return True
+        except ConditionalWritesUnsupported as exc:  # an S3-compatible store ignoring the conditions
+            message = str(exc)
         if self.settings.require_exclusive:
             raise ConditionalWritesUnsupported(message + ", or accept the risk with require_exclusive=False.")
         log.warning("%s. Running without a lease (require_exclusive=False).", message)

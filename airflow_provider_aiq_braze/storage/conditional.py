@@ -177,9 +177,9 @@ def verify_conditional_writes(directory: ObjectStoragePath) -> None:
         delete_if(probe, current[1])
     if first is None or second is not None:
         raise ConditionalWritesUnsupported(
-            f"{directory}: the storage accepted a second create-only write of the same object (or refused "
-            "the first), so it ignores conditional writes (If-None-Match) and cannot guarantee one owner "
-            "per ledger. Use AWS S3 or a store that implements conditional writes."
+            f"exclusivity not guaranteed on {directory}: the storage accepted a second create-only write "
+            "of the same object (or refused the first), so it ignores conditional writes (If-None-Match). "
+            "Use AWS S3 or a store that implements conditional writes"
         )
 
 
