@@ -17,7 +17,7 @@ from typing import Any, Union
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_aiq_braze.staging.errors import StagingError
-from airflow_provider_aiq_braze.storage import StorageError, is_local, protocol, storage_path
+from airflow_provider_aiq_braze.storage import StorageError, conn_id_of, is_local, protocol, storage_path
 
 #: Formats a staged file can have.
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
@@ -241,13 +241,13 @@ def _storage_path(entry: SourceItem, conn_id: str | None) -> ObjectStoragePath:
 def _child(base: ObjectStoragePath, fs_path: str) -> ObjectStoragePath:
     if is_local(base):
         return ObjectStoragePath(fs_path)
-    conn_id = getattr(base, "conn_id", None)
+    conn_id = conn_id_of(base)
     uri = f"{protocol(base)}://{fs_path}"
     return ObjectStoragePath(uri, conn_id=conn_id) if conn_id else ObjectStoragePath(uri)
 
 
 def _access_error(display: str, base: ObjectStoragePath, exc: BaseException) -> StagingError:
-    conn_id = getattr(base, "conn_id", None)
+    conn_id = conn_id_of(base)
     who = f"connection {conn_id!r}" if conn_id else "the worker's default credentials"
     return StagingError(
         f"cannot access {display}: {type(exc).__name__}: {exc}. Check that the path (bucket, "

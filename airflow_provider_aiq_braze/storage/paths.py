@@ -35,12 +35,14 @@ def storage_path(location: Location, conn_id: str | None = None) -> ObjectStorag
     :raises StorageError: the location cannot be represented (unknown scheme, malformed URI).
     """
     if isinstance(location, ObjectStoragePath):
-        if conn_id is None or getattr(location, "conn_id", None) == conn_id:
+        if conn_id is None or conn_id_of(location) == conn_id:
             return location
         location = str(location)
     text = os.fspath(location)
     if "://" not in text:
         text = "file://" + os.path.abspath(text)
+    elif conn_id:
+        text = _without_userinfo(text)
     try:
         return ObjectStoragePath(text, conn_id=conn_id) if conn_id else ObjectStoragePath(text)
     except TypeError as exc:
@@ -55,6 +57,25 @@ def storage_path(location: Location, conn_id: str | None = None) -> ObjectStorag
         ) from exc
     except ValueError as exc:
         raise StorageError(f"{text}: not a usable path or URI ({exc}).") from exc
+
+
+def _without_userinfo(uri: str) -> str:
+    """``scheme://conn@bucket/key`` → ``scheme://bucket/key``: ObjectStoragePath would prefer the
+    connection named in the URI to the one passed explicitly."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
+def conn_id_of(path: ObjectStoragePath) -> str | None:
+    """The Airflow connection a path uses, if any (an attribute since Airflow 3.2, a storage
+    option before).
+
+    :param path: the path.
+    """
+    conn_id = getattr(path, "conn_id", None) or (getattr(path, "storage_options", None) or {}).get("conn_id")
+    return str(conn_id) if conn_id else None
 
 
 def protocol(path: ObjectStoragePath) -> str:
