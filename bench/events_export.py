@@ -30,9 +30,9 @@ from _common import EVENT_COLUMNS, SandboxProcess, fake_context, peak_rss_mb, wr
 from airflow_provider_aiq_braze.braze.responses import BrazeResponse, Verdict
 from airflow_provider_aiq_braze.delivery.engine import DeliveryEngine
 from airflow_provider_aiq_braze.delivery.progress import Progress
-from airflow_provider_aiq_braze.delivery.storage import JsonlWriter, storage_path
 from airflow_provider_aiq_braze.operators.events import BrazeEventExportOperator
 from airflow_provider_aiq_braze.staging import locate
+from airflow_provider_aiq_braze.storage import JsonlWriter, storage_path
 
 
 class NullSender:

@@ -31,6 +31,8 @@ from urllib.parse import quote, unquote
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_aiq_braze.storage import is_local, storage_path
+
 #: Version of the manifest and data file layout.
 FORMAT_VERSION = 1
 #: The manifest's file name inside a split's directory.
@@ -39,8 +41,6 @@ MANIFEST_NAME = "manifest.json"
 DATA_PREFIX = "members-"
 #: Prefix of a manifest being written on local storage (renamed over the manifest when complete).
 MANIFEST_TEMP_PREFIX = ".manifest.json.tmp-"
-#: Protocols on which the state is read and written in place with the local filesystem.
-LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 
 _COPY_CHUNK = 8 * 1024 * 1024
 
@@ -149,17 +149,15 @@ class SnapshotStore:
     def __init__(
         self, root: ObjectStoragePath | str, namespace: str, *, local_dir: str | None = None
     ) -> None:
-        if isinstance(root, str):
-            root = ObjectStoragePath(root[len("file://") :] if root.startswith("file://") else root)
-        self.root: ObjectStoragePath = root
+        self.root: ObjectStoragePath = storage_path(root)
         self.namespace = namespace
         self.local_dir = local_dir
-        self._base = root / encode_component(namespace)
+        self._base = self.root / encode_component(namespace)
 
     @property
     def is_local(self) -> bool:
         """Whether the state lives on the local filesystem (read in place, renamed atomically)."""
-        return (self.root.protocol or "") in LOCAL_PROTOCOLS
+        return is_local(self.root)
 
     def split_dir(self, audience_id: str, split_id: str) -> ObjectStoragePath:
         """The directory holding one split's state.

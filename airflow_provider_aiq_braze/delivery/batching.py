@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from airflow_provider_aiq_braze.delivery.records import Deliverable
-from airflow_provider_aiq_braze.delivery.storage import dumps
+from airflow_provider_aiq_braze.storage import dumps
 
 
 @dataclass(frozen=True)

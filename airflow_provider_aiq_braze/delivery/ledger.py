@@ -38,7 +38,7 @@ from typing import Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_aiq_braze.delivery.batching import Batch
-from airflow_provider_aiq_braze.delivery.storage import JsonlWriter, is_local, read_jsonl
+from airflow_provider_aiq_braze.storage import JsonlWriter, read_jsonl
 
 SENDING = "sending"
 ACCEPTED = "accepted"
@@ -100,10 +100,6 @@ class Ledger:
         except OSError as exc:
             raise LedgerError(_problem("read", path, exc)) from None
         self._writer = JsonlWriter(path, flush_every=10**9, append=True)
-        if existing and not is_local(path):
-            # object stores cannot append: carry the earlier records into the rewritten object
-            for record in existing:
-                self._writer.write(record)
         if fresh:
             try:
                 self._writer.write({"reset": True, "run_id": run_id, "try": try_number, "at": time.time()})

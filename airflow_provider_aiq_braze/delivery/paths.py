@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_aiq_braze.delivery.storage import storage_path
+from airflow_provider_aiq_braze.storage import storage_path
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 

@@ -25,7 +25,6 @@ from airflow_provider_aiq_braze.delivery.paths import RunPaths, TaskIdentity, ru
 from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.records import Record, Rejected
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
-from airflow_provider_aiq_braze.delivery.storage import JsonlWriter
 from airflow_provider_aiq_braze.hooks.braze import BrazeHook
 from airflow_provider_aiq_braze.staging import (
     StagedFile,
@@ -36,6 +35,7 @@ from airflow_provider_aiq_braze.staging import (
     read_record_batches,
     read_rows,
 )
+from airflow_provider_aiq_braze.storage import JsonlWriter
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -16,10 +16,10 @@ from airflow_provider_aiq_braze.delivery.paths import RunPaths
 from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
-from airflow_provider_aiq_braze.delivery.storage import dumps
 from airflow_provider_aiq_braze.hooks.braze import BrazeHook
 from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator
 from airflow_provider_aiq_braze.staging import StagedFile
+from airflow_provider_aiq_braze.storage import dumps
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -13,11 +13,11 @@ import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Union
-from urllib.parse import urlsplit
 
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_aiq_braze.staging.errors import StagingError
+from airflow_provider_aiq_braze.storage import StorageError, conn_id_of, is_local, protocol, storage_path
 
 #: Formats a staged file can have.
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
@@ -56,7 +56,6 @@ UNSUPPORTED_COMPRESSION_SUFFIXES: dict[str, str] = {
 SUPPORTED_NAMES = ".csv, .csv.gz, .jsonl, .json, .ndjson, .jsonl.gz, .json.gz, .ndjson.gz, .parquet, .pq"
 
 _GLOB_CHARS = frozenset("*?[")
-_LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 
 #: One entry of ``source``.
 SourceItem = Union[str, "os.PathLike[str]", ObjectStoragePath]
@@ -231,49 +230,24 @@ def _rendered_list(text: str) -> list[Any] | None:
     return value if isinstance(value, list) else None
 
 
-def _protocol(path: ObjectStoragePath) -> str:
-    return str(getattr(path, "protocol", "") or "")
-
-
 def _storage_path(entry: SourceItem, conn_id: str | None) -> ObjectStoragePath:
     """Build the :class:`ObjectStoragePath` for one entry, naming the entry if that fails."""
-    if isinstance(entry, ObjectStoragePath):
-        if conn_id is None or getattr(entry, "conn_id", None) == conn_id:
-            return entry
-        entry = str(entry)
-    text = os.fspath(entry)
-    if "://" not in text:
-        # a plain local path: make it absolute here, since some ObjectStoragePath versions root
-        # relative paths at "/" instead of the working directory
-        text = os.path.abspath(text)
     try:
-        return ObjectStoragePath(text, conn_id=conn_id) if conn_id else ObjectStoragePath(text)
-    except TypeError as exc:
-        # Airflow 3.1's ObjectStoragePath under universal-pathlib >= 0.3 rejects every URI with a
-        # scheme; a local file URI can still be read as a plain path.
-        parts = urlsplit(text)
-        if parts.scheme in _LOCAL_PROTOCOLS and parts.scheme:
-            return ObjectStoragePath(parts.path)
-        raise StagingError(
-            f"{text}: Airflow's ObjectStoragePath cannot represent this URI ({exc}). Check the scheme; "
-            "Airflow 3.1 needs universal-pathlib < 0.3 for URIs with a scheme.",
-            uri=text,
-        ) from exc
-    except ValueError as exc:
-        raise StagingError(f"{text}: not a usable path or URI ({exc}).", uri=text) from exc
+        return storage_path(entry, conn_id)
+    except StorageError as exc:
+        raise StagingError(str(exc), uri=str(entry)) from exc
 
 
 def _child(base: ObjectStoragePath, fs_path: str) -> ObjectStoragePath:
-    protocol = _protocol(base)
-    if protocol in _LOCAL_PROTOCOLS:
+    if is_local(base):
         return ObjectStoragePath(fs_path)
-    conn_id = getattr(base, "conn_id", None)
-    uri = f"{protocol}://{fs_path}"
+    conn_id = conn_id_of(base)
+    uri = f"{protocol(base)}://{fs_path}"
     return ObjectStoragePath(uri, conn_id=conn_id) if conn_id else ObjectStoragePath(uri)
 
 
 def _access_error(display: str, base: ObjectStoragePath, exc: BaseException) -> StagingError:
-    conn_id = getattr(base, "conn_id", None)
+    conn_id = conn_id_of(base)
     who = f"connection {conn_id!r}" if conn_id else "the worker's default credentials"
     return StagingError(
         f"cannot access {display}: {type(exc).__name__}: {exc}. Check that the path (bucket, "

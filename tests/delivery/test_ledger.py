@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow_provider_aiq_braze.delivery.batching import Batcher, BodyTemplate
 from airflow_provider_aiq_braze.delivery.ledger import ACCEPTED, UNCERTAIN, Ledger
 from airflow_provider_aiq_braze.delivery.records import Deliverable
-from airflow_provider_aiq_braze.delivery.storage import storage_path
+from airflow_provider_aiq_braze.storage import storage_path
 
 
 def _batches(n: int) -> list:
