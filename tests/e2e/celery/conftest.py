@@ -243,21 +243,3 @@ def _start(native: NativeCompose, api_port: int, sandbox_port: int, health_port:
     init = containers["airflow-init"].env
     _login(stack, init["_AIRFLOW_WWW_USER_USERNAME"], init["_AIRFLOW_WWW_USER_PASSWORD"])
     return stack
-
-
-def restart(stack: Stack, worker: str) -> None:
-    """Start a worker again (compose's ``restart: always``)."""
-    stack.compose.stopped.discard(worker)
-    stack.compose.start(
-        stack.containers[worker],
-        [
-            "--concurrency",
-            str(WORKER_CONCURRENCY),
-            "--celery-hostname",
-            f"celery@{worker}",
-            "--skip-serve-logs",
-        ],
-    )
-    stack.compose.wait(
-        f"{worker}'s health check", lambda: stack.compose.healthy(stack.containers[worker]), 120, 3
-    )
