@@ -1,13 +1,17 @@
 """Nightly audience refresh: ActionIQ's daily membership snapshot → ``AIQ_*`` attributes in Braze.
 
-Each run owns one day (a data interval from 03:00 UTC to 03:00 UTC the next day). It waits for
-ActionIQ's staged snapshot of that day, ``$AIQ_STAGING_PATH/audiences/<YYYY-MM-DD>/`` (part files
-with the columns ``audience_id, split_id, external_id, braze_id`` and a ``_SUCCESS`` marker written
-last), then sends Braze only what changed since the snapshot applied before it.
+Each run owns one day D: a scheduled or backfill run its data interval, from D 03:00 UTC to D+1
+03:00 UTC; a manual run the ``day`` param (trigger it **without a logical date**, with
+``{"day": "2025-06-02"}``, so it never takes the logical date of a scheduled or backfill run). It
+waits for ActionIQ's staged snapshot of that day, ``$AIQ_STAGING_PATH/audiences/<YYYY-MM-DD>/``
+(part files with the columns ``audience_id, split_id, external_id, braze_id`` and a ``_SUCCESS``
+marker written last), then sends Braze only what changed since the snapshot applied before it.
 
 Safe to backfill from the UI (*Trigger > Backfill*): each day applies its own snapshot, keyed by the
-run's ``data_interval_end``, and a day older than the applied state is skipped instead of
-overwriting newer membership. Run backfills with *Max active runs* = 1 so days apply in order.
+day, and a day older than the applied state is skipped instead of overwriting newer membership; a
+day already applied (by a manual run, say) sends nothing again. Run backfills with *Max active
+runs* = 1 so days apply in order. ``max_active_runs=2``: a scheduled run waiting for a late snapshot
+(its sensor pokes every 5 minutes for up to 6 hours) leaves room for a manual run.
 
 A second DAG, ``aiq_braze_after_audience_sync``, is scheduled on the Asset the sync updates and
 shows the counts each completed sync publishes in its Asset event.
@@ -36,14 +40,17 @@ except ImportError:  # Airflow 3.1
 
 from airflow_provider_aiq_braze.operators.audience import BrazeAudienceMembershipOperator
 from airflow_provider_aiq_braze.operators.base import default_braze_asset
+from airflow_provider_aiq_braze.scheduling import DAY_PARAM, MACROS
 
 STAGING = os.environ.get("AIQ_STAGING_PATH", os.path.join(os.environ.get("AIRFLOW_HOME", "."), "staging"))
 STAGING_CONN_ID = os.environ.get("AIQ_STAGING_CONN_ID") or None
 STATE = os.environ.get("AIQ_STATE_PATH") or None
 BRAZE_CONN_ID = os.environ.get("AIQ_BRAZE_CONN_ID", "braze_default")
 
-#: The day's snapshot folder; ``ds`` of the interval start names the day.
-SNAPSHOT = STAGING.rstrip("/") + "/audiences/{{ data_interval_start | ds }}"
+#: The day a run owns: the ``day`` param of a manual run, else the start of the run's data interval.
+DAY = "{{ run_day(params, dag_run) }}"
+#: The day's snapshot folder.
+SNAPSHOT = STAGING.rstrip("/") + "/audiences/" + DAY
 
 
 @task.sensor(poke_interval=300, timeout=6 * 3600, mode="reschedule")
@@ -61,7 +68,9 @@ with DAG(
     schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=2,
+    params={"day": DAY_PARAM},
+    user_defined_macros=MACROS,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
     tags=["actioniq", "braze", "audiences"],
     doc_md=__doc__,
@@ -73,7 +82,8 @@ with DAG(
         source_conn_id=STAGING_CONN_ID,
         braze_conn_id=BRAZE_CONN_ID,
         state_path=STATE,
-        # snapshot_key defaults to the run's data_interval_end: an older day never overwrites a newer one
+        # the day orders snapshots: an older day never overwrites a newer one, the same day is applied once
+        snapshot_key=DAY,
     )
     snapshot_ready >> sync_membership
 

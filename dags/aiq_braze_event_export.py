@@ -1,6 +1,8 @@
 """Event export: ActionIQ events staged per hour → Braze ``/users/track`` events.
 
-Each run owns one hour (a data interval ``[HH:00, HH+1:00)``), waits for that hour's staged
+Each run owns one hour (a scheduled or backfill run its data interval ``[HH:00, HH+1:00)``, a manual
+run the ``hour`` param, e.g. ``{"hour": "2025-06-03T10"}``, triggered without a logical date),
+waits for that hour's staged
 folder ``$AIQ_STAGING_PATH/events/<YYYY-MM-DD>/<HH>/`` (part files with ``event_name``,
 ``external_id`` / ``braze_id``, ``timestamp`` and property columns, ``_SUCCESS`` last) and sends
 every event once: the ledger makes retries, re-runs and backfills of an hour skip what Braze
@@ -25,14 +27,15 @@ except ImportError:  # Airflow 3.1
     from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[assignment,no-redef]
 
 from airflow_provider_aiq_braze.operators.events import BrazeEventExportOperator
+from airflow_provider_aiq_braze.scheduling import HOUR_PARAM, MACROS
 
 STAGING = os.environ.get("AIQ_STAGING_PATH", os.path.join(os.environ.get("AIRFLOW_HOME", "."), "staging"))
 STAGING_CONN_ID = os.environ.get("AIQ_STAGING_CONN_ID") or None
 STATE = os.environ.get("AIQ_STATE_PATH") or None
 BRAZE_CONN_ID = os.environ.get("AIQ_BRAZE_CONN_ID", "braze_default")
 
-#: The hour's folder, named after the interval start.
-HOUR = STAGING.rstrip("/") + "/events/{{ data_interval_start.strftime('%Y-%m-%d/%H') }}"
+#: The hour's folder: the ``hour`` param of a manual run, else the run's data interval's start.
+HOUR = STAGING.rstrip("/") + "/events/{{ run_hour(params, dag_run) }}"
 
 
 @task.sensor(poke_interval=60, timeout=3 * 3600, mode="reschedule")
@@ -51,6 +54,8 @@ with DAG(
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=4,
+    params={"hour": HOUR_PARAM},
+    user_defined_macros=MACROS,
     default_args={"retries": 3, "retry_delay": timedelta(minutes=2)},
     tags=["actioniq", "braze", "events"],
     doc_md=__doc__,

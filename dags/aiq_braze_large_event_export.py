@@ -14,6 +14,10 @@ sending to it draws from the same budget. The pool ``$AIQ_BRAZE_POOL`` (default
 
 (``make demo`` creates it; ``docs/scaling.md`` explains how to size it.) Mapped tasks get no
 default outlet at parse time, so the Braze Asset is passed in ``outlets`` explicitly.
+
+Each run owns one day: a scheduled or backfill run its data interval's day, a manual run the
+``day`` param (trigger it without a logical date, with ``{"day": "2025-06-02"}``).
+``max_active_runs=2``: a scheduled run waiting for a late export leaves room for a manual run.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ except ImportError:  # Airflow 3.1
 
 from airflow_provider_aiq_braze.operators.base import default_braze_asset
 from airflow_provider_aiq_braze.operators.events import BrazeEventExportOperator
+from airflow_provider_aiq_braze.scheduling import DAY_PARAM, MACROS
 from airflow_provider_aiq_braze.staging import locate
 
 STAGING = os.environ.get("AIQ_STAGING_PATH", os.path.join(os.environ.get("AIRFLOW_HOME", "."), "staging"))
@@ -39,8 +44,8 @@ STATE = os.environ.get("AIQ_STATE_PATH") or None
 BRAZE_CONN_ID = os.environ.get("AIQ_BRAZE_CONN_ID", "braze_default")
 POOL = os.environ.get("AIQ_BRAZE_POOL", "braze_users_track")
 
-#: The day's export folder.
-EXPORT = STAGING.rstrip("/") + "/events_bulk/{{ data_interval_start | ds }}"
+#: The day's export folder: the ``day`` param of a manual run, else the run's data interval's day.
+EXPORT = STAGING.rstrip("/") + "/events_bulk/{{ run_day(params, dag_run) }}"
 
 
 @task.sensor(poke_interval=300, timeout=6 * 3600, mode="reschedule")
@@ -67,7 +72,9 @@ with DAG(
     schedule=CronDataIntervalTimetable("0 4 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=2,
+    params={"day": DAY_PARAM},
+    user_defined_macros=MACROS,
     default_args={"retries": 3, "retry_delay": timedelta(minutes=2)},
     tags=["actioniq", "braze", "events", "mapping"],
     doc_md=__doc__,

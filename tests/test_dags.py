@@ -6,13 +6,20 @@ the Braze target as an outlet whose Asset event carries the run's counts.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pendulum
 import pytest
 from airflow.sdk import Asset
+
+try:
+    from airflow.sdk.exceptions import ParamValidationError
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import ParamValidationError  # type: ignore[no-redef,attr-defined]
 
 from airflow_provider_aiq_braze.operators.audience import BrazeAudienceMembershipOperator
 from airflow_provider_aiq_braze.operators.base import default_braze_asset, source_assets
@@ -68,15 +75,84 @@ def test_every_dag_file_imports(dagbag: Any) -> None:
 def test_audience_refresh_has_a_daily_data_interval(dagbag: Any) -> None:
     dag = dagbag.dags["aiq_braze_audience_refresh"]
     assert _cron(dag.timetable) == ("CronDataIntervalTimetable", "0 3 * * *")
-    assert dag.max_active_runs == 1
     assert set(dag.task_dict) == {"wait_for_snapshot", "sync_membership"}
     sync = dag.task_dict["sync_membership"]
     assert isinstance(sync, BrazeAudienceMembershipOperator)
     assert sync.upstream_task_ids == {"wait_for_snapshot"}
-    # the interval, not the run's logical date, picks the snapshot: scheduled, manual and backfill runs agree
-    assert "{{ data_interval_start | ds }}" in sync.source
-    assert sync.snapshot_key is None  # default: the run's data_interval_end
+    # the day the run owns picks the snapshot and keys it: scheduled, manual and backfill runs agree
+    assert "{{ run_day(params, dag_run) }}" in sync.source
+    assert sync.snapshot_key == "{{ run_day(params, dag_run) }}"
     assert default_braze_asset("audience") in sync.outlets
+
+
+# -- scheduled, backfill and manual runs own the same day, and never collide or block -------------
+
+DAILY = ("aiq_braze_audience_refresh", "aiq_braze_large_event_export")
+
+
+def _render(dag: Any, template: str, params: dict[str, Any], interval_start: Any) -> str:
+    """A template as a run renders it, with the DAG's own Jinja environment and macros."""
+    run = SimpleNamespace(data_interval_start=interval_start)
+    return str(dag.get_template_env().from_string(template).render(params=params, dag_run=run))
+
+
+def _folder(dag: Any) -> str:
+    """The templated staging folder a daily or hourly example DAG reads."""
+    if "list_part_files" in dag.task_dict:
+        return str(dag.task_dict["list_part_files"].op_args[0])
+    return str(next(t.source for t in dag.tasks if hasattr(t, "source")))
+
+
+@pytest.mark.parametrize("dag_id", DAILY)
+def test_daily_dags_leave_room_for_a_manual_run_beside_a_waiting_sensor(dagbag: Any, dag_id: str) -> None:
+    """Unpausing (catchup=False) creates a run whose reschedule sensor may wait for hours: with
+    max_active_runs=1 a manual run would sit queued behind it."""
+    dag = dagbag.dags[dag_id]
+    (sensor,) = [t for t in dag.tasks if getattr(t, "mode", None) == "reschedule"]
+    assert sensor.timeout > 3600
+    assert dag.max_active_runs >= 2
+    assert dag.catchup is False
+
+
+@pytest.mark.parametrize("dag_id", DAILY)
+def test_a_scheduled_or_backfill_run_owns_its_interval_day(dagbag: Any, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    start = pendulum.datetime(2025, 6, 2, 4, tz="UTC")  # an interval starting on day D owns day D
+    assert _render(dag, _folder(dag), {"day": None}, start).rstrip("/").endswith("/2025-06-02")
+
+
+def test_a_manual_run_owns_its_day_param_whatever_its_logical_date(dagbag: Any) -> None:
+    dag = dagbag.dags["aiq_braze_audience_refresh"]
+    sync = dag.task_dict["sync_membership"]
+    for interval_start in (None, pendulum.datetime(2025, 6, 9, 3, tz="UTC")):
+        day = {"day": "2025-06-02"}
+        assert _render(dag, sync.source, day, interval_start).endswith("/audiences/2025-06-02/")
+        assert _render(dag, sync.snapshot_key, day, interval_start) == "2025-06-02"
+
+
+def test_a_manual_run_without_a_logical_date_must_name_its_day(dagbag: Any) -> None:
+    dag = dagbag.dags["aiq_braze_audience_refresh"]
+    with pytest.raises(
+        ValueError, match=r"no data interval .* no 'day' param: trigger it with the param day"
+    ):
+        _render(dag, _folder(dag), {"day": None}, None)
+    with pytest.raises(ValueError, match=r"The param day='June 2nd' is not a day in ISO 8601 form"):
+        _render(dag, _folder(dag), {"day": "June 2nd"}, None)
+    # the trigger form and the REST API check the param's format before the run exists
+    day = copy.deepcopy(dag.params.get_param("day"))
+    assert day.resolve("2025-06-02") == "2025-06-02"
+    assert day.resolve(None) is None  # scheduled and backfill runs
+    with pytest.raises(ParamValidationError):
+        day.resolve("02/06/2025")
+
+
+def test_the_hourly_export_owns_its_interval_hour_or_its_hour_param(dagbag: Any) -> None:
+    dag = dagbag.dags["aiq_braze_event_export"]
+    start = pendulum.datetime(2025, 6, 3, 10, tz="UTC")
+    assert _render(dag, _folder(dag), {"hour": None}, start).endswith("/events/2025-06-03/10/")
+    assert _render(dag, _folder(dag), {"hour": "2025-06-03T07"}, None).endswith("/events/2025-06-03/07/")
+    with pytest.raises(ValueError, match="'hour' param"):
+        _render(dag, _folder(dag), {"hour": None}, None)
 
 
 def test_event_export_is_hourly(dagbag: Any) -> None:
@@ -85,7 +161,7 @@ def test_event_export_is_hourly(dagbag: Any) -> None:
     send = dag.task_dict["send_events"]
     assert isinstance(send, BrazeEventExportOperator)
     assert send.upstream_task_ids == {"wait_for_events"}
-    assert "data_interval_start" in send.source
+    assert "{{ run_hour(params, dag_run) }}" in send.source  # the interval hour, or a manual run's param
 
 
 def test_campaign_trigger_is_scheduled_on_the_staged_segment(dagbag: Any) -> None:
@@ -103,6 +179,7 @@ def test_campaign_trigger_is_scheduled_on_the_staged_segment(dagbag: Any) -> Non
 
 def test_large_export_maps_over_part_files_in_a_pool(dagbag: Any) -> None:
     dag = dagbag.dags["aiq_braze_large_event_export"]
+    assert "day" in dag.params
     assert _cron(dag.timetable) == ("CronDataIntervalTimetable", "0 4 * * *")
     send = dag.task_dict["send_part"]
     assert type(send).__name__ == "MappedOperator"
