@@ -17,13 +17,20 @@ from airflow_provider_aiq_braze.audiences.delta import (
     UserUpdate,
     compute_delta,
 )
-from airflow_provider_aiq_braze.audiences.state import (
-    AppliedSnapshot,
-    SnapshotStore,
-    StateError,
+from airflow_provider_aiq_braze.audiences.keys import (
+    SnapshotKeyError,
+    checked_snapshot_key,
     compare_snapshot_keys,
     is_older,
     parse_snapshot_key,
+)
+from airflow_provider_aiq_braze.audiences.state import (
+    AppliedSnapshot,
+    Manifest,
+    PendingMarker,
+    SnapshotStore,
+    StateConflict,
+    StateError,
 )
 
 __all__ = [
@@ -32,13 +39,18 @@ __all__ = [
     "DeltaCounts",
     "DeltaInput",
     "DeltaPlan",
+    "Manifest",
     "NewStateFile",
+    "PendingMarker",
     "Reject",
     "SkippedSplit",
+    "SnapshotKeyError",
     "SnapshotStore",
     "SplitCounts",
+    "StateConflict",
     "StateError",
     "UserUpdate",
+    "checked_snapshot_key",
     "compare_snapshot_keys",
     "compute_delta",
     "is_older",

@@ -27,7 +27,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_aiq_braze.audiences.state import SnapshotStore, compare_snapshot_keys
+from airflow_provider_aiq_braze.audiences.keys import checked_snapshot_key, parse_snapshot_key
+from airflow_provider_aiq_braze.audiences.state import Manifest, PendingMarker, SnapshotStore, StateConflict
 from airflow_provider_aiq_braze.braze.limits import MAX_STRING_VALUE_LENGTH
 from airflow_provider_aiq_braze.braze.rules import (
     BRAZE_ID_PATTERN,
@@ -137,6 +138,8 @@ class SplitCounts:
     :param unchanged: members already applied (snapshot input) or change rows restating the
         applied membership (changes input); no membership change for them.
     :param resent: membership writes repeating the applied value (``mode="full"`` only).
+    :param repaired: membership writes restoring profiles an interrupted run may have changed
+        (named by a pending marker) that no other write of this split covers.
     :param members: members in the new state.
     :param attribute_updates: attribute-column writes for this split's profiles.
     :param data_points: writes attributed to this split (membership + attribute columns).
@@ -155,6 +158,7 @@ class SplitCounts:
     exited: int = 0
     unchanged: int = 0
     resent: int = 0
+    repaired: int = 0
     members: int = 0
     attribute_updates: int = 0
     data_points: int = 0
@@ -179,6 +183,7 @@ class DeltaCounts:
     :param exited: membership writes of leaving profiles.
     :param unchanged: members or change rows needing no membership change.
     :param resent: membership writes repeating the applied value (``mode="full"`` only).
+    :param repaired: membership writes restoring profiles an interrupted run may have changed.
     :param members: members in the new state of the computed splits.
     :param attribute_updates: attribute-column writes.
     :param data_points: total attribute writes in the plan (what Braze bills).
@@ -196,6 +201,7 @@ class DeltaCounts:
     exited: int = 0
     unchanged: int = 0
     resent: int = 0
+    repaired: int = 0
     members: int = 0
     attribute_updates: int = 0
     data_points: int = 0
@@ -217,6 +223,8 @@ class SkippedSplit:
     :param reason: why, e.g. an older snapshot than the applied one.
     :param rows: valid input rows of the split.
     :param applied_key: the key of the snapshot already applied.
+    :param needs_force: the applied key cannot be ordered (not a date): only ``force`` applies
+        a snapshot over it.
     """
 
     audience_id: str
@@ -224,6 +232,7 @@ class SkippedSplit:
     reason: str
     rows: int
     applied_key: str | None
+    needs_force: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,6 +245,8 @@ class NewStateFile:
     :param attribute: the membership attribute.
     :param members: members in the file.
     :param attribute_columns: the attribute columns in the file.
+    :param base: the manifest the new state was computed against (``None``: the split had none);
+        the commit succeeds only while it is still the applied one.
     """
 
     audience_id: str
@@ -244,6 +255,7 @@ class NewStateFile:
     attribute: str
     members: int
     attribute_columns: tuple[str, ...]
+    base: Manifest | None
 
 
 @dataclass
@@ -256,9 +268,20 @@ class _Split:
     attribute: str = ""
     status: str = "computed"
     problem: str | None = None
-    applied_key: str | None = None
+    manifest: Manifest | None = None
+    repair: bool = False  # skipped, but profiles named by pending markers are rewritten to the applied state
+    needs_force: bool = False
     state_path: str | None = None
     state_columns: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.audience_id, self.split_id)
+
+    @property
+    def processed(self) -> bool:
+        """Whether the plan writes for this split (computed, or repaired)."""
+        return self.status == "computed" or self.repair
 
 
 def _kind_text(expr: str) -> str:
@@ -274,6 +297,12 @@ def _kind_code(expr: str) -> str:
     """SQL turning a kind name into its code."""
     whens = " ".join(f"WHEN {_lit(k)} THEN {i}" for i, k in enumerate(IDENTIFIER_KINDS))
     return f"(CASE {expr} {whens} END)::TINYINT"
+
+
+def _one_row(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
+    """The one row a query returns (fetched to its end, so the connection is free for the next one)."""
+    rows = con.execute(sql, params).fetchall()
+    return tuple(rows[0])
 
 
 def _q(name: str) -> str:
@@ -498,6 +527,18 @@ def _identifier_col(inp: DeltaInput, kind: str) -> str | None:
     return inp.external_id_col if kind == "external_id" else inp.braze_id_col
 
 
+def _owned_by_another(split: _Split, owners: dict[str, tuple[str, str]], namespace: str) -> str | None:
+    """Why a split may not write its attribute: another split of the applied state writes it."""
+    owner = owners.get(split.attribute)
+    if owner is None or owner == split.key:
+        return None
+    return (
+        f"attribute {split.attribute!r} is already written by audience {owner[0]!r} split {owner[1]!r} "
+        f"(applied state of namespace {namespace!r}); two splits writing one attribute would overwrite "
+        "each other's members. Rename one of them (see 'Renaming an attribute' in docs/audiences.md)"
+    )
+
+
 def compute_delta(
     inp: DeltaInput,
     store: SnapshotStore,
@@ -552,13 +593,12 @@ def compute_delta(
             "preserve_insertion_order": False,
         },
     )
-    plan = DeltaPlan(
-        con=con,
-        run_dir=run_dir,
-        inp=inp,
-        snapshot_key=snapshot_key,
-        force=force,
-    )
+    try:
+        plan = DeltaPlan(con=con, run_dir=run_dir, inp=inp, snapshot_key=snapshot_key, force=force)
+    except BaseException:
+        con.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     try:
         plan._build(
             store,
@@ -575,8 +615,9 @@ def compute_delta(
 class DeltaPlan:
     """The outcome of :func:`compute_delta`: updates to send, rejects, counts and new state.
 
-    Holds a DuckDB connection: iterate what you need, call :meth:`commit` once the updates were
-    delivered, then :meth:`close` (or use the plan as a context manager).
+    Holds a DuckDB connection: iterate what you need, call :meth:`publish_pending` before sending
+    the updates and :meth:`commit` once they were delivered, then :meth:`close` (or use the plan
+    as a context manager).
     """
 
     def __init__(
@@ -586,12 +627,19 @@ class DeltaPlan:
         self.run_dir = run_dir
         self._inp = inp
         self.snapshot_key = snapshot_key
+        self._time = checked_snapshot_key(snapshot_key, "the snapshot_key argument")
         self.force = force
         self.counts = DeltaCounts()
         self.skipped_splits: list[SkippedSplit] = []
         self.new_state_files: list[NewStateFile] = []
+        #: the pending markers of earlier runs found when the plan was computed
+        self.pending_markers: list[PendingMarker] = []
+        #: the name of the marker :meth:`publish_pending` stored for this plan's writes
+        self.own_marker: str | None = None
+        self._writer = ""
         self._splits: list[_Split] = []
         self._attr_internal = [f"v{i}" for i in range(len(inp.attribute_columns))]
+        self._mode: Mode = "delta"
 
     # -- building ---------------------------------------------------------------------------
 
@@ -599,14 +647,15 @@ class DeltaPlan:
         self, store: SnapshotStore, *, mode: Mode, exit_value: bool | None, attribute_template: str
     ) -> None:
         inp, con = self._inp, self._con
+        self._mode = mode
         with self._step("load rows"):
             self._load_rows()
         with self._step("plan splits"):
             self._plan_splits(store, attribute_template)
-        with self._step("find duplicates"):
-            self._find_duplicates()
         with self._step("load applied state"):
             self._load_old_state()
+        with self._step("find duplicates"):
+            self._find_duplicates()
         with self._step("join"):
             if inp.input_kind == "snapshot":
                 self._delta_snapshot(mode)
@@ -618,7 +667,8 @@ class DeltaPlan:
             self._write_state()
         with self._step("count"):
             self._count()
-        con.execute("DROP TABLE IF EXISTS old")
+        if not any(s.repair for s in self._splits):  # (the rows of a repaired split are its applied ones)
+            con.execute("DROP TABLE IF EXISTS old")
 
     @contextlib.contextmanager
     def _step(self, name: str) -> Iterator[None]:
@@ -633,8 +683,8 @@ class DeltaPlan:
         )
 
     def _duckdb_memory(self) -> str:
-        row = self._con.execute("SELECT sum(memory_usage_bytes) >> 20 FROM duckdb_memory()").fetchone()
-        return f"{row[0]} MiB" if row else "?"
+        row = _one_row(self._con, "SELECT sum(memory_usage_bytes) >> 20 FROM duckdb_memory()")
+        return f"{row[0]} MiB"
 
     def _load_rows(self) -> None:
         """Stream the input into the ``rows`` table, normalised and validated row by row."""
@@ -696,88 +746,59 @@ class DeltaPlan:
         self._con.unregister(f"{table}_arrow")
 
     def _plan_splits(self, store: SnapshotStore, attribute_template: str) -> None:
-        """Decide, per split, whether to compute it, skip it (state) or reject it (bad name)."""
-        inp, con = self._inp, self._con
-        normaliser = self._normaliser
-        counted = {
-            pair_no: (n, r)
-            for pair_no, n, r in con.execute(
-                "SELECT pair_no, count(*), count(reason) FROM rows WHERE pair_no IS NOT NULL GROUP BY 1"
-            ).fetchall()
-        }
-        if inp.audience_id is not None and inp.split_id is not None:
-            aud_no = normaliser.numbers(pa.array([inp.audience_id.strip()]), normaliser.audiences)[0].as_py()
-            sid_no = normaliser.numbers(pa.array([inp.split_id.strip()]), normaliser.split_ids)[0].as_py()
-            normaliser.pair(aud_no, sid_no)
-            self._text_table("audiences", normaliser.audiences)
-            self._text_table("split_ids", normaliser.split_ids)
-        for no, (aud_no, sid_no) in enumerate(normaliser.pairs):
-            rows, rejects = counted.get(no, (0, 0))
-            self._splits.append(
-                _Split(no, normaliser.audiences[aud_no], normaliser.split_ids[sid_no], rows, rejects)
-            )
-        attributes_in_use: dict[str, tuple[str, str]] = {}
+        """Decide, per split, whether to compute it, skip it (state), repair it or reject it (its name)."""
+        con = self._con
+        self._read_markers(store)
+        self._make_splits()
+        owners: dict[str, tuple[str, str]] | None = None
+        names_in_use: dict[str, tuple[str, str]] = {}
         # in id order, so which of two clashing splits is rejected does not depend on row order
-        for split in sorted(self._splits, key=lambda s: (s.audience_id, s.split_id)):
-            audience_id, split_id = split.audience_id, split.split_id
-            split.attribute = attribute_template.format(audience_id=audience_id, split_id=split_id)
-            problem = name_problem(split.attribute, what="attribute", reserved=RESERVED_ATTRIBUTE_NAMES)
-            if problem is None and split.attribute in inp.attribute_columns:
-                problem = f"attribute {split.attribute!r} is also an attribute column"
-            if problem is None and split.attribute in attributes_in_use:
-                other = attributes_in_use[split.attribute]
-                problem = (
-                    f"attribute {split.attribute!r} is also the attribute of audience {other[0]!r} "
-                    f"split {other[1]!r} (the attribute template must tell splits apart)"
-                )
+        for split in sorted(self._splits, key=lambda s: s.key):
+            split.attribute = attribute_template.format(
+                audience_id=split.audience_id, split_id=split.split_id
+            )
+            problem = self._name_problem(split, names_in_use)
+            if problem is None:
+                split.manifest = store.manifest(split.audience_id, split.split_id)
+                problem = self._renamed(split)
+            if problem is None and (split.manifest is None or split.manifest.attribute != split.attribute):
+                owners = store.attribute_owners() if owners is None else owners
+                problem = _owned_by_another(split, owners, store.namespace)
             if problem is not None:
                 split.status = "rejected"
                 split.problem = (
-                    f"invalid membership attribute for audience {audience_id!r} split {split_id!r}: {problem}"
+                    f"invalid membership attribute for audience {split.audience_id!r} split "
+                    f"{split.split_id!r}: {problem}"
                 )
                 continue
-            attributes_in_use[split.attribute] = (audience_id, split_id)
-            applied = store.applied_key(audience_id, split_id)
-            split.applied_key = applied
-            if applied is not None and not self.force:
-                order = compare_snapshot_keys(self.snapshot_key, applied)
-                if order < 0:
-                    split.status = "skipped"
-                    split.problem = (
-                        f"snapshot {self.snapshot_key} is older than the applied {applied}; "
-                        "an older snapshot never overwrites a newer one (use force to apply it)"
-                    )
-                elif order == 0:
-                    split.status = "skipped"
-                    split.problem = (
-                        f"snapshot {self.snapshot_key} was already applied; nothing to send "
-                        "(use force to compute it again against the applied state)"
-                    )
+            names_in_use[split.attribute] = split.key
+            self._order(split)
+        dirty = self._dirty_splits()
+        for split in self._splits:
             if split.status == "skipped":
+                split.repair = split.key in dirty
+                if split.repair:
+                    split.problem = (
+                        f"{split.problem}; the profiles an interrupted run may have changed are rewritten "
+                        "to the applied state"
+                    )
+                    if split.manifest is not None:
+                        split.attribute = split.manifest.attribute  # restore what the state describes
                 self.skipped_splits.append(
                     SkippedSplit(
-                        audience_id, split_id, split.problem or "", split.rows - split.row_rejects, applied
+                        split.audience_id,
+                        split.split_id,
+                        split.problem or "",
+                        split.rows - split.row_rejects,
+                        split.manifest.snapshot_key if split.manifest else None,
+                        split.needs_force,
                     )
                 )
-                continue
-            if applied is not None:
-                snapshot = store.load(audience_id, split_id, local_dir=os.path.join(self.run_dir, "applied"))
-                if snapshot is not None:
-                    split.state_path = snapshot.local_path
-                    split.state_columns = snapshot.attribute_columns
-        table = pa.table(
-            {
-                "split_no": pa.array([s.no for s in self._splits], pa.int32()),
-                "audience_id": pa.array([s.audience_id for s in self._splits], pa.string()),
-                "split_id": pa.array([s.split_id for s in self._splits], pa.string()),
-                "attribute": pa.array([s.attribute for s in self._splits], pa.string()),
-                "status": pa.array([s.status for s in self._splits], pa.string()),
-                "problem": pa.array([s.problem for s in self._splits], pa.string()),
-            }
-        )
-        con.register("splits_arrow", table)
-        con.execute("CREATE TABLE splits AS SELECT * FROM splits_arrow")
-        con.unregister("splits_arrow")
+            if split.processed and split.manifest is not None:
+                applied = store.download(split.manifest, local_dir=os.path.join(self.run_dir, "applied"))
+                split.state_path = applied.local_path
+                split.state_columns = applied.attribute_columns
+        self._splits_table()
         computed = [s.no for s in self._splits if s.status == "computed"]
         if len(computed) == len(self._splits):
             where = "reason IS NULL"
@@ -786,6 +807,139 @@ class DeltaPlan:
         else:
             where = "false"
         con.execute(f"CREATE VIEW cur AS SELECT *, pair_no AS split_no FROM rows WHERE {where}")
+        self._dirty_table()
+
+    def _make_splits(self) -> None:
+        """One :class:`_Split` per (audience, split) pair of the input, the arguments and the markers."""
+        inp, normaliser = self._inp, self._normaliser
+        counted = {
+            pair_no: (n, r)
+            for pair_no, n, r in self._con.execute(
+                "SELECT pair_no, count(*), count(reason) FROM rows WHERE pair_no IS NOT NULL GROUP BY 1"
+            ).fetchall()
+        }
+        extra = [(a, s) for a, s in self._marker_splits]
+        if inp.audience_id is not None and inp.split_id is not None:
+            extra.insert(0, (inp.audience_id.strip(), inp.split_id.strip()))
+        for audience_id, split_id in extra:
+            aud_no = normaliser.numbers(pa.array([audience_id]), normaliser.audiences)[0].as_py()
+            sid_no = normaliser.numbers(pa.array([split_id]), normaliser.split_ids)[0].as_py()
+            normaliser.pair(aud_no, sid_no)
+        if extra:
+            self._text_table("audiences", normaliser.audiences)
+            self._text_table("split_ids", normaliser.split_ids)
+        for no, (aud_no, sid_no) in enumerate(normaliser.pairs):
+            rows, rejects = counted.get(no, (0, 0))
+            self._splits.append(
+                _Split(no, normaliser.audiences[aud_no], normaliser.split_ids[sid_no], rows, rejects)
+            )
+
+    def _name_problem(self, split: _Split, names_in_use: dict[str, tuple[str, str]]) -> str | None:
+        """Why a split's attribute name cannot be used in this run, if it cannot."""
+        problem = name_problem(split.attribute, what="attribute", reserved=RESERVED_ATTRIBUTE_NAMES)
+        if problem is None and split.attribute in self._inp.attribute_columns:
+            problem = f"attribute {split.attribute!r} is also an attribute column"
+        if problem is None and split.attribute in names_in_use:
+            other = names_in_use[split.attribute]
+            problem = (
+                f"attribute {split.attribute!r} is also the attribute of audience {other[0]!r} "
+                f"split {other[1]!r} (the attribute template must tell splits apart)"
+            )
+        return problem
+
+    def _renamed(self, split: _Split) -> str | None:
+        """Why a split cannot change the attribute its state was applied as, unless ``mode="full"``."""
+        applied = split.manifest
+        if applied is None or applied.attribute == split.attribute or self._mode == "full":
+            return None
+        return (
+            f"its state was applied as attribute {applied.attribute!r}, and this run would write "
+            f"{split.attribute!r}: a renamed attribute must be written for every member, so run "
+            "once with mode='full' to rename it (see 'Renaming an attribute' in docs/audiences.md)"
+        )
+
+    def _order(self, split: _Split) -> None:
+        """Skip a split whose applied snapshot is newer, the same, or cannot be ordered (unless ``force``)."""
+        applied = split.manifest
+        if applied is None or self.force:
+            return
+        applied_time = parse_snapshot_key(applied.snapshot_key)
+        split.status = "skipped"
+        if applied_time is None:
+            split.needs_force = True
+            split.problem = (
+                f"the applied snapshot key {applied.snapshot_key!r} is not a date or date-time (written by "
+                "an earlier version, e.g. from an unset template parameter), so no snapshot can be ordered "
+                f"against it: run once with force=True to apply snapshot {self.snapshot_key} over it"
+            )
+        elif self._time > applied_time:
+            split.status = "computed"
+        elif self._time < applied_time:
+            split.problem = (
+                f"snapshot {self.snapshot_key} is older than the applied {applied.snapshot_key}; "
+                "an older snapshot never overwrites a newer one (use force to apply it)"
+            )
+        else:
+            split.problem = (
+                f"snapshot {self.snapshot_key} was already applied; nothing to send "
+                "(use force to compute it again against the applied state)"
+            )
+
+    # -- pending markers ----------------------------------------------------------------------
+
+    def _read_markers(self, store: SnapshotStore) -> None:
+        """Load the pending markers of earlier runs into the ``markers`` table."""
+        self.pending_markers = store.pending(local_dir=os.path.join(self.run_dir, "pending"))
+        self._marker_splits: list[tuple[str, str]] = []
+        if not self.pending_markers:
+            return
+        files = [m.local_path for m in self.pending_markers]
+        self._con.execute(
+            "CREATE TABLE markers AS SELECT audience_id, split_id, identifier_kind, identifier, filename "
+            "FROM read_parquet(?, filename = true)",
+            [files],
+        )
+        self._marker_splits = [
+            (str(a), str(s))
+            for a, s in self._con.execute(
+                "SELECT DISTINCT audience_id, split_id FROM markers ORDER BY ALL"
+            ).fetchall()
+        ]
+
+    def _dirty_splits(self) -> set[tuple[str, str]]:
+        """The splits some pending marker names profiles of."""
+        return set(self._marker_splits)
+
+    def _dirty_table(self) -> None:
+        """The ``dirty`` table: profiles of processed splits whose Braze value is unknown."""
+        self._has_dirty = bool(self._marker_splits) and any(s.processed for s in self._splits)
+        if not self._has_dirty:
+            return
+        self._con.execute(
+            f"""
+            CREATE TABLE dirty AS
+            SELECT DISTINCT s.split_no, {_kind_code("m.identifier_kind")} AS kind, m.identifier,
+                   hash(m.identifier) AS h
+            FROM markers m JOIN splits s ON m.audience_id = s.audience_id AND m.split_id = s.split_id
+            WHERE s.processed
+            """
+        )
+
+    def _splits_table(self) -> None:
+        table = pa.table(
+            {
+                "split_no": pa.array([s.no for s in self._splits], pa.int32()),
+                "audience_id": pa.array([s.audience_id for s in self._splits], pa.string()),
+                "split_id": pa.array([s.split_id for s in self._splits], pa.string()),
+                "attribute": pa.array([s.attribute for s in self._splits], pa.string()),
+                "status": pa.array([s.status for s in self._splits], pa.string()),
+                "processed": pa.array([s.processed for s in self._splits], pa.bool_()),
+                "problem": pa.array([s.problem for s in self._splits], pa.string()),
+            }
+        )
+        self._con.register("splits_arrow", table)
+        self._con.execute("CREATE TABLE splits AS SELECT * FROM splits_arrow")
+        self._con.unregister("splits_arrow")
 
     def _find_duplicates(self) -> None:
         """Find rows repeating a profile already seen in the same split (the first row wins).
@@ -815,21 +969,28 @@ class DeltaPlan:
             ) WHERE rn > 1
             """
         )
-        has_dups = con.execute("SELECT count(*) FROM dups").fetchone()
+        has_dups = _one_row(con, "SELECT count(*) FROM dups")
         attrs = "".join(f", {a}" for a in self._attr_internal)
         member = "member" if changes else "NULL::BOOLEAN AS member"
         base = f"SELECT split_no, kind, identifier, h, {member}{attrs}, file_no, _row FROM cur"
-        if has_dups and has_dups[0]:
-            con.execute(f"CREATE VIEW new AS {base} c ANTI JOIN dups d USING (file_no, _row)")
-        else:
-            con.execute(f"CREATE VIEW new AS {base}")
+        if has_dups[0]:
+            base += " c ANTI JOIN dups d USING (file_no, _row)"
+        repaired = [s.no for s in self._splits if s.repair]
+        if repaired:
+            # a repaired split keeps its applied members: they are its "new" rows (from no file)
+            member = "true AS member" if changes else "NULL::BOOLEAN AS member"
+            base += (
+                f" UNION ALL SELECT split_no, kind, identifier, h, {member}{attrs}, NULL::INTEGER, "
+                f"NULL::BIGINT FROM old WHERE split_no IN ({', '.join(map(str, repaired))})"
+            )
+        con.execute(f"CREATE VIEW new AS {base}")
 
     def _load_old_state(self) -> None:
-        """Read the applied state of every computed split into the ``old`` table."""
+        """Read the applied state of every computed or repaired split into the ``old`` table."""
         con = self._con
         parts = []
         for split in self._splits:
-            if split.status != "computed" or split.state_path is None:
+            if not split.processed or split.state_path is None:
                 continue
             attrs = "".join(
                 f", {_q(name) if name in split.state_columns else 'NULL::VARCHAR'} AS {a}"
@@ -855,59 +1016,93 @@ class DeltaPlan:
         )
 
     def _delta_snapshot(self, mode: Mode) -> None:
-        """Join the new members with the applied ones (full outer join, changes only kept)."""
+        """Join the new members with the applied ones (full outer join, changes only kept) and with
+        the dirty profiles (whose Braze value is unknown: always written)."""
         changed = [f"(n.{a} IS NOT NULL AND n.{a} IS DISTINCT FROM o.{a})" for a in self._attr_internal]
-        keep = "" if mode == "full" else "WHERE " + " OR ".join(["n.h IS NULL", "o.h IS NULL", *changed])
         attrs = "".join(f", n.{a} AS {a}, o.{a} AS old_{a}" for a in self._attr_internal)
+        source = f"new n FULL OUTER JOIN old o ON {self._join_on()}"
+        split_no, kind, identifier, dirty = (
+            "coalesce(n.split_no, o.split_no)",
+            "coalesce(n.kind, o.kind)",
+            ("coalesce(n.identifier, o.identifier)"),
+            "false",
+        )
+        if self._has_dirty:
+            source += (
+                f" FULL OUTER JOIN dirty x ON x.split_no = {split_no} AND x.kind = {kind} "
+                f"AND x.h = coalesce(n.h, o.h) AND x.identifier = {identifier}"
+            )
+            split_no, kind = (
+                "coalesce(n.split_no, o.split_no, x.split_no)",
+                "coalesce(n.kind, o.kind, x.kind)",
+            )
+            identifier, dirty = "coalesce(n.identifier, o.identifier, x.identifier)", "x.h IS NOT NULL"
+        keep = (
+            "" if mode == "full" else "WHERE " + " OR ".join(["n.h IS NULL", "o.h IS NULL", dirty, *changed])
+        )
         self._con.execute(
             f"""
             CREATE TABLE delta AS
-            SELECT coalesce(n.split_no, o.split_no) AS split_no, coalesce(n.kind, o.kind) AS kind,
-                   coalesce(n.identifier, o.identifier) AS identifier,
-                   n.h IS NOT NULL AS in_new, o.h IS NOT NULL AS in_old, n.h IS NOT NULL AS member{attrs}
-            FROM new n FULL OUTER JOIN old o ON {self._join_on()}
+            SELECT {split_no} AS split_no, {kind} AS kind, {identifier} AS identifier,
+                   n.h IS NOT NULL AS in_new, o.h IS NOT NULL AS in_old, n.h IS NOT NULL AS member,
+                   {dirty} AS dirty{attrs}
+            FROM {source}
             {keep}
             """
         )
 
     def _delta_changes(self, mode: Mode) -> None:
-        """Join the change rows with the applied members (left join: only change rows matter)."""
+        """Join the change rows with the applied members (left join: only change rows matter), plus
+        the dirty profiles no change row names (written with their applied membership)."""
         changed = [
             f"(n.member AND n.{a} IS NOT NULL AND n.{a} IS DISTINCT FROM o.{a})" for a in self._attr_internal
         ]
-        keep = (
-            ""
-            if mode == "full"
-            else "WHERE "
-            + " OR ".join(["(n.member AND o.h IS NULL)", "(NOT n.member AND o.h IS NOT NULL)", *changed])
-        )
         attrs = "".join(f", n.{a} AS {a}, o.{a} AS old_{a}" for a in self._attr_internal)
-        self._con.execute(
-            f"""
-            CREATE TABLE delta AS
+        source, dirty = f"new n LEFT JOIN old o ON {self._join_on()}", "false"
+        if self._has_dirty:
+            source += " LEFT JOIN dirty x ON x.split_no = n.split_no AND x.kind = n.kind AND x.h = n.h"
+            source += " AND x.identifier = n.identifier"
+            dirty = "x.h IS NOT NULL"
+        conditions = ["(n.member AND o.h IS NULL)", "(NOT n.member AND o.h IS NOT NULL)", dirty, *changed]
+        keep = "" if mode == "full" else "WHERE " + " OR ".join(conditions)
+        sql = f"""
             SELECT n.split_no, n.kind, n.identifier, n.member AS in_new, o.h IS NOT NULL AS in_old,
-                   n.member{attrs}
-            FROM new n LEFT JOIN old o ON {self._join_on()}
+                   n.member, {dirty} AS dirty{attrs}
+            FROM {source}
             {keep}
+        """
+        if self._has_dirty:
+            old_attrs = "".join(f", o.{a} AS {a}, o.{a} AS old_{a}" for a in self._attr_internal)
+            sql += f"""
+            UNION ALL
+            SELECT x.split_no, x.kind, x.identifier, o.h IS NOT NULL AS in_new, o.h IS NOT NULL AS in_old,
+                   o.h IS NOT NULL AS member, true AS dirty{old_attrs}
+            FROM dirty x
+            LEFT JOIN old o ON x.split_no = o.split_no AND x.kind = o.kind AND x.h = o.h
+                AND x.identifier = o.identifier
+            ANTI JOIN new n ON x.split_no = n.split_no AND x.kind = n.kind AND x.h = n.h
+                AND x.identifier = n.identifier
             """
-        )
+        self._con.execute(f"CREATE TABLE delta AS {sql}")
 
     def _collect_writes(self, mode: Mode, exit_value: bool | None) -> None:
         """Turn the delta into attribute writes: one row per (profile, attribute)."""
         con = self._con
         exit_sql = "NULL::BOOLEAN" if exit_value is None else "false"
+        # a dirty profile (named by a pending marker) is written whatever the applied state says
         if self._inp.input_kind == "snapshot":
-            enter_cond = "d.in_new" if mode == "full" else "d.in_new AND NOT d.in_old"
-            exit_cond = "d.in_old AND NOT d.in_new"
+            enter_cond = "d.in_new" if mode == "full" else "d.in_new AND (NOT d.in_old OR d.dirty)"
+            exit_cond = "NOT d.in_new AND (d.in_old OR d.dirty)"
         else:
-            enter_cond = "d.member" if mode == "full" else "d.member AND NOT d.in_old"
-            exit_cond = "NOT d.member" if mode == "full" else "NOT d.member AND d.in_old"
-        # 'enter'/'exit' change the membership; 'resend' repeats it (full mode only)
+            enter_cond = "d.member" if mode == "full" else "d.member AND (NOT d.in_old OR d.dirty)"
+            exit_cond = "NOT d.member" if mode == "full" else "NOT d.member AND (d.in_old OR d.dirty)"
+        # 'enter'/'exit' change the membership; 'resend' repeats it (full mode only); 'repair'
+        # repeats it for a dirty profile
         membership = f"""
             SELECT {_kind_text("d.kind")} AS kind, d.identifier, s.attribute AS name, false AS is_str,
                    CASE WHEN {enter_cond} THEN true ELSE {exit_sql} END AS b, NULL::VARCHAR AS s,
                    d.split_no,
-                   CASE WHEN ({enter_cond}) = d.in_old THEN 'resend'
+                   CASE WHEN ({enter_cond}) = d.in_old THEN CASE WHEN d.dirty THEN 'repair' ELSE 'resend' END
                         WHEN {enter_cond} THEN 'enter' ELSE 'exit' END AS what
             FROM delta d JOIN splits s USING (split_no)
             WHERE ({enter_cond}) OR ({exit_cond})
@@ -916,16 +1111,16 @@ class DeltaPlan:
         for a, name in zip(self._attr_internal, self._inp.attribute_columns, strict=True):
             cond = f"d.member AND d.{a} IS NOT NULL"
             if mode != "full":
-                cond += f" AND d.{a} IS DISTINCT FROM d.old_{a}"
+                cond += f" AND (d.{a} IS DISTINCT FROM d.old_{a} OR d.dirty)"
             attr_parts.append(
                 f"SELECT {_kind_text('d.kind')} AS kind, d.identifier, {_lit(name)} AS name, true AS is_str, "
                 "NULL::BOOLEAN AS b, "
                 f"d.{a} AS s, d.split_no, 'attribute' AS what FROM delta d WHERE {cond}"
             )
-        computed = sum(1 for s in self._splits if s.status == "computed")
+        processed = sum(1 for s in self._splits if s.processed)
         if attr_parts:
             attr_sql = " UNION ALL ".join(attr_parts)
-            if computed > 1:
+            if processed > 1:
                 # a profile in several splits gets each attribute column once (lowest split wins)
                 attr_sql = (
                     f"SELECT * FROM ({attr_sql}) QUALIFY row_number() OVER "
@@ -962,6 +1157,8 @@ class DeltaPlan:
                 f"coalesce(n.identifier, o.identifier) AS identifier{merged} "
                 f"FROM new n FULL OUTER JOIN old o ON {self._join_on()} WHERE n.h IS NULL OR n.member"
             )
+        if any(s.repair for s in self._splits):  # repaired splits keep their applied state
+            source = f"SELECT * FROM ({source}) WHERE split_no IN ({', '.join(str(s.no) for s in computed)})"
         os.makedirs(out_dir, exist_ok=True)
         if len(computed) == 1:
             # one split (the usual case): write its file directly, no partitioning pass
@@ -986,18 +1183,25 @@ class DeltaPlan:
                     f"COPY (SELECT NULL::VARCHAR AS identifier_kind, NULL::VARCHAR AS identifier{empty_cols} "
                     f"WHERE false) TO {_lit(path)} (FORMAT parquet)"
                 )
-            row = con.execute("SELECT count(*) FROM read_parquet(?)", [path]).fetchone()
-            members = int(row[0]) if row else 0
+            members = int(_one_row(con, "SELECT count(*) FROM read_parquet(?)", [path])[0])
             self.new_state_files.append(
-                NewStateFile(split.audience_id, split.split_id, path, split.attribute, members, tuple(names))
+                NewStateFile(
+                    split.audience_id,
+                    split.split_id,
+                    path,
+                    split.attribute,
+                    members,
+                    tuple(names),
+                    split.manifest,
+                )
             )
 
     def _count(self) -> None:
         """Fill :attr:`counts` from the tables."""
         con, inp = self._con, self._inp
         counts = self.counts
-        one = con.execute("SELECT count(*), count(reason) FROM rows").fetchone()
-        counts.rows_read, counts.rejected = (int(one[0]), int(one[1])) if one else (0, 0)
+        rows_read, rejected = _one_row(con, "SELECT count(*), count(reason) FROM rows")
+        counts.rows_read, counts.rejected = int(rows_read), int(rejected)
         dups = {
             (no, what): n
             for no, what, n in con.execute(
@@ -1034,6 +1238,11 @@ class DeltaPlan:
             elif split.status == "skipped":
                 sc.skipped_rows = split.rows - split.row_rejects
                 counts.skipped_rows += sc.skipped_rows
+                sc.repaired = writes.get((split.no, "repair"), 0) + writes.get((split.no, "resend"), 0)
+                sc.attribute_updates = writes.get((split.no, "attribute"), 0)
+                sc.data_points = sc.repaired + sc.attribute_updates
+                counts.repaired += sc.repaired
+                counts.attribute_updates += sc.attribute_updates
             else:
                 sc.duplicates = dups.get((split.no, "duplicate"), 0)
                 conflicts = dups.get((split.no, "conflict"), 0)
@@ -1042,6 +1251,7 @@ class DeltaPlan:
                 sc.entered = writes.get((split.no, "enter"), 0)
                 sc.exited = writes.get((split.no, "exit"), 0)
                 sc.resent = writes.get((split.no, "resend"), 0)
+                sc.repaired = writes.get((split.no, "repair"), 0)
                 sc.attribute_updates = writes.get((split.no, "attribute"), 0)
                 sc.members = members.get((split.audience_id, split.split_id), 0)
                 # snapshot input: the members that were already applied
@@ -1049,18 +1259,21 @@ class DeltaPlan:
                     sc.members - sc.entered if inp.input_kind == "snapshot" else unchanged.get(split.no, 0)
                 )
                 sc.members = members.get((split.audience_id, split.split_id), 0)
-                sc.data_points = sc.entered + sc.exited + sc.resent + sc.attribute_updates
+                sc.data_points = sc.entered + sc.exited + sc.resent + sc.repaired + sc.attribute_updates
                 counts.duplicates += sc.duplicates
                 counts.entered += sc.entered
                 counts.exited += sc.exited
                 counts.resent += sc.resent
+                counts.repaired += sc.repaired
                 counts.unchanged += sc.unchanged
                 counts.members += sc.members
                 counts.attribute_updates += sc.attribute_updates
                 counts.full_resync_data_points += sc.members * (1 + len(inp.attribute_columns))
             counts.splits[f"{split.audience_id}/{split.split_id}"] = sc
-        total = con.execute("SELECT count(*), count(DISTINCT (kind, identifier)) FROM writes").fetchone()
-        counts.data_points, counts.profiles = (int(total[0]), int(total[1])) if total else (0, 0)
+        data_points, profiles = _one_row(
+            con, "SELECT count(*), count(DISTINCT (kind, identifier)) FROM writes"
+        )
+        counts.data_points, counts.profiles = int(data_points), int(profiles)
 
     # -- results -----------------------------------------------------------------------------
 
@@ -1076,7 +1289,7 @@ class DeltaPlan:
             f"""
             WITH profiles AS (SELECT DISTINCT kind, identifier FROM writes),
                  used AS (
-                     SELECT {_kind_text("n.kind")} AS kind, n.identifier, count(*) AS rows
+                     SELECT {_kind_text("n.kind")} AS kind, n.identifier, count(n.file_no) AS rows
                      FROM new n SEMI JOIN profiles p
                          ON {_kind_text("n.kind")} = p.kind AND n.identifier = p.identifier
                      GROUP BY ALL
@@ -1183,17 +1396,58 @@ class DeltaPlan:
             )
         return "rejected"
 
+    def publish_pending(self, store: SnapshotStore, writer: str) -> str | None:
+        """Store a pending marker naming every profile this plan writes; call it before sending.
+
+        Until :meth:`commit` removes it, the marker tells later runs that these profiles may hold
+        this plan's values in Braze whatever the applied state says. Returns its name (``None``
+        when the plan writes nothing).
+
+        :param store: the state store the plan was computed against.
+        :param writer: the ledger of the run delivering the plan.
+        """
+        if not self.counts.data_points:
+            return None
+        path = os.path.join(self.run_dir, "own-pending.parquet")
+        self._con.execute(
+            f"""
+            COPY (
+                SELECT DISTINCT s.audience_id, s.split_id, w.kind AS identifier_kind, w.identifier
+                FROM writes w JOIN splits s USING (split_no)
+            ) TO {_lit(path)} (FORMAT parquet)
+            """
+        )
+        self._writer = writer
+        self.own_marker = store.publish_pending(path, writer)
+        return self.own_marker
+
+    def republish_pending(self, store: SnapshotStore) -> str | None:
+        """Store this plan's marker again under a new name (after losing the namespace's lease, a
+        run that took over may have repaired and removed the first one before this run's last
+        request landed). Returns the new name, ``None`` when there was no marker.
+
+        :param store: the state store.
+        """
+        path = os.path.join(self.run_dir, "own-pending.parquet")
+        if self.own_marker is None or not os.path.exists(path):
+            return None
+        return store.publish_pending(path, self._writer)
+
     def commit(self, store: SnapshotStore) -> list[tuple[str, str]]:
         """Record the new state of every computed split; call only after delivery succeeded.
 
-        Returns the splits committed; a split is not committed when a newer snapshot was
-        committed meanwhile (unless the plan was computed with ``force``).
+        Each split's manifest is swapped only if it is still the one the plan was computed
+        against. Then the pending markers this plan covered (its own, and those of earlier runs
+        whose profiles it rewrote) are removed; a plan whose splits were all skipped commits no
+        manifest but still does this. Returns the splits committed.
 
-        :param store: the state store (normally the one the plan was computed against).
+        :param store: the state store the plan was computed against.
+        :raises StateConflict: a split's state changed since the plan was computed (another run
+            committed): that split and the following ones are not committed and no marker is removed.
         """
         committed = []
         for state in self.new_state_files:
-            done = store.commit(
+            store.commit(
                 state.audience_id,
                 state.split_id,
                 state.path,
@@ -1201,11 +1455,37 @@ class DeltaPlan:
                 attribute=state.attribute,
                 members=state.members,
                 attribute_columns=state.attribute_columns,
-                force=self.force,
+                base=state.base,
             )
-            if done:
-                committed.append((state.audience_id, state.split_id))
+            committed.append((state.audience_id, state.split_id))
+        self._settle_markers(store)
         return committed
+
+    def _settle_markers(self, store: SnapshotStore) -> None:
+        """Remove the markers whose profiles now match the applied state; keep the rows of splits
+        this plan did not process in a new marker."""
+        for split in self._splits:
+            if split.repair:  # rewritten to the applied state: still the applied one?
+                current = store.manifest(split.audience_id, split.split_id)
+                if (current and current.version) != (split.manifest and split.manifest.version):
+                    raise StateConflict(
+                        f"the applied state of audience {split.audience_id!r} split {split.split_id!r} "
+                        "changed while this run repaired it (another run committed meanwhile)"
+                    )
+        handled = [list(s.key) for s in self._splits if s.processed]
+        others = "FROM markers WHERE filename = ? AND NOT list_contains(?, [audience_id, split_id])"
+        for marker in self.pending_markers:
+            if _one_row(self._con, f"SELECT count(*) {others}", [marker.local_path, handled])[0]:
+                path = os.path.join(self.run_dir, f"rest-{marker.name}")
+                self._con.execute(
+                    f"COPY (SELECT * EXCLUDE (filename) {others}) TO {_lit(path)} (FORMAT parquet)",
+                    [marker.local_path, handled],
+                )
+                store.publish_pending(path, writer=marker.name)  # (its digest no ledger's: never trusted)
+            store.remove_pending(marker.name)
+        if self.own_marker is not None:
+            store.remove_pending(self.own_marker)
+            self.own_marker = None
 
     def close(self, *, remove_files: bool = True) -> None:
         """Close the DuckDB connection and remove the plan's working files.
