@@ -333,11 +333,19 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
                 "Split %s/%s not applied: %s", skipped.audience_id, skipped.split_id, skipped.reason
             )
         counts = plan.counts
-        if not any(s.status == "computed" for s in counts.splits.values()) and not counts.repaired:
-            self.log.info(
-                "Nothing to apply from snapshot %s: no split of it is newer than its applied state.",
-                self._key,
-            )
+        if not any(s.status == "computed" for s in counts.splits.values()):
+            if counts.repaired:
+                self.log.info(
+                    "Snapshot %s applies to no split, but %d profiles an interrupted run may have changed "
+                    "are rewritten to the applied state (%d attribute writes).",
+                    self._key,
+                    counts.repaired,
+                    counts.data_points,
+                )
+            else:
+                self.log.info(
+                    "Nothing to apply from snapshot %s: every split was skipped (see above).", self._key
+                )
             return
         self.log.info(
             "Delta for snapshot %s: %d profiles entered a split, %d exited, %d unchanged; %d repaired; "
