@@ -268,6 +268,7 @@ class _Split:
     attribute: str = ""
     status: str = "computed"
     problem: str | None = None
+    in_input: bool = True  # False: named only by a pending marker
     manifest: Manifest | None = None
     repair: bool = False  # skipped, but profiles named by pending markers are rewritten to the applied state
     needs_force: bool = False
@@ -527,18 +528,6 @@ def _identifier_col(inp: DeltaInput, kind: str) -> str | None:
     return inp.external_id_col if kind == "external_id" else inp.braze_id_col
 
 
-def _owned_by_another(split: _Split, owners: dict[str, tuple[str, str]], namespace: str) -> str | None:
-    """Why a split may not write its attribute: another split of the applied state writes it."""
-    owner = owners.get(split.attribute)
-    if owner is None or owner == split.key:
-        return None
-    return (
-        f"attribute {split.attribute!r} is already written by audience {owner[0]!r} split {owner[1]!r} "
-        f"(applied state of namespace {namespace!r}); two splits writing one attribute would overwrite "
-        "each other's members. Rename one of them (see 'Renaming an attribute' in docs/audiences.md)"
-    )
-
-
 def compute_delta(
     inp: DeltaInput,
     store: SnapshotStore,
@@ -640,6 +629,7 @@ class DeltaPlan:
         self._splits: list[_Split] = []
         self._attr_internal = [f"v{i}" for i in range(len(inp.attribute_columns))]
         self._mode: Mode = "delta"
+        self._owners: dict[str, tuple[str, str]] | None = None
 
     # -- building ---------------------------------------------------------------------------
 
@@ -747,10 +737,8 @@ class DeltaPlan:
 
     def _plan_splits(self, store: SnapshotStore, attribute_template: str) -> None:
         """Decide, per split, whether to compute it, skip it (state), repair it or reject it (its name)."""
-        con = self._con
         self._read_markers(store)
         self._make_splits()
-        owners: dict[str, tuple[str, str]] | None = None
         names_in_use: dict[str, tuple[str, str]] = {}
         # in id order, so which of two clashing splits is rejected does not depend on row order
         for split in sorted(self._splits, key=lambda s: s.key):
@@ -760,40 +748,21 @@ class DeltaPlan:
             problem = self._name_problem(split, names_in_use)
             if problem is None:
                 split.manifest = store.manifest(split.audience_id, split.split_id)
-                problem = self._renamed(split)
-            if problem is None and (split.manifest is None or split.manifest.attribute != split.attribute):
-                owners = store.attribute_owners() if owners is None else owners
-                problem = _owned_by_another(split, owners, store.namespace)
+                if split.in_input:
+                    problem = self._renamed(split) or self._owned_by_another(split, store)
             if problem is not None:
                 split.status = "rejected"
                 split.problem = (
                     f"invalid membership attribute for audience {split.audience_id!r} split "
                     f"{split.split_id!r}: {problem}"
                 )
-                continue
-            names_in_use[split.attribute] = split.key
-            self._order(split)
-        dirty = self._dirty_splits()
+            elif split.in_input:
+                names_in_use[split.attribute] = split.key
+                self._order(split)
+            else:  # named only by a pending marker: repaired below, never computed
+                split.status, split.problem = "skipped", "not in this run's input"
+        self._mark_repairs()
         for split in self._splits:
-            if split.status == "skipped":
-                split.repair = split.key in dirty
-                if split.repair:
-                    split.problem = (
-                        f"{split.problem}; the profiles an interrupted run may have changed are rewritten "
-                        "to the applied state"
-                    )
-                    if split.manifest is not None:
-                        split.attribute = split.manifest.attribute  # restore what the state describes
-                self.skipped_splits.append(
-                    SkippedSplit(
-                        split.audience_id,
-                        split.split_id,
-                        split.problem or "",
-                        split.rows - split.row_rejects,
-                        split.manifest.snapshot_key if split.manifest else None,
-                        split.needs_force,
-                    )
-                )
             if split.processed and split.manifest is not None:
                 applied = store.download(split.manifest, local_dir=os.path.join(self.run_dir, "applied"))
                 split.state_path = applied.local_path
@@ -806,7 +775,7 @@ class DeltaPlan:
             where = f"reason IS NULL AND pair_no IN ({', '.join(map(str, computed))})"
         else:
             where = "false"
-        con.execute(f"CREATE VIEW cur AS SELECT *, pair_no AS split_no FROM rows WHERE {where}")
+        self._con.execute(f"CREATE VIEW cur AS SELECT *, pair_no AS split_no FROM rows WHERE {where}")
         self._dirty_table()
 
     def _make_splits(self) -> None:
@@ -818,20 +787,66 @@ class DeltaPlan:
                 "SELECT pair_no, count(*), count(reason) FROM rows WHERE pair_no IS NOT NULL GROUP BY 1"
             ).fetchall()
         }
-        extra = [(a, s) for a, s in self._marker_splits]
+        in_input = set(range(len(normaliser.pairs)))
         if inp.audience_id is not None and inp.split_id is not None:
-            extra.insert(0, (inp.audience_id.strip(), inp.split_id.strip()))
-        for audience_id, split_id in extra:
-            aud_no = normaliser.numbers(pa.array([audience_id]), normaliser.audiences)[0].as_py()
-            sid_no = normaliser.numbers(pa.array([split_id]), normaliser.split_ids)[0].as_py()
-            normaliser.pair(aud_no, sid_no)
-        if extra:
-            self._text_table("audiences", normaliser.audiences)
-            self._text_table("split_ids", normaliser.split_ids)
+            in_input.add(self._pair_of(inp.audience_id.strip(), inp.split_id.strip()))
+        for audience_id, split_id in self._marker_splits:
+            self._pair_of(audience_id, split_id)
+        self._text_table("audiences", normaliser.audiences)
+        self._text_table("split_ids", normaliser.split_ids)
         for no, (aud_no, sid_no) in enumerate(normaliser.pairs):
             rows, rejects = counted.get(no, (0, 0))
-            self._splits.append(
-                _Split(no, normaliser.audiences[aud_no], normaliser.split_ids[sid_no], rows, rejects)
+            split = _Split(no, normaliser.audiences[aud_no], normaliser.split_ids[sid_no], rows, rejects)
+            split.in_input = no in in_input
+            self._splits.append(split)
+
+    def _pair_of(self, audience_id: str, split_id: str) -> int:
+        """The number of an (audience, split) pair given by its ids (numbered on first sight)."""
+        normaliser = self._normaliser
+        aud_no = normaliser.numbers(pa.array([audience_id]), normaliser.audiences)[0].as_py()
+        sid_no = normaliser.numbers(pa.array([split_id]), normaliser.split_ids)[0].as_py()
+        return normaliser.pair(aud_no, sid_no)
+
+    def _owned_by_another(self, split: _Split, store: SnapshotStore) -> str | None:
+        """Why a split may not write its attribute: another split of the applied state writes it."""
+        if split.manifest is not None and split.manifest.attribute == split.attribute:
+            return None  # checked when the split was first committed
+        if self._owners is None:
+            self._owners = store.attribute_owners()
+        owner = self._owners.get(split.attribute)
+        if owner is None or owner == split.key:
+            return None
+        return (
+            f"attribute {split.attribute!r} is already written by audience {owner[0]!r} split {owner[1]!r} "
+            f"(applied state of namespace {store.namespace!r}); two splits writing one attribute would "
+            "overwrite each other's members. Rename one of them (see 'Renaming an attribute' in "
+            "docs/audiences.md)"
+        )
+
+    def _mark_repairs(self) -> None:
+        """Skipped splits with profiles named by pending markers are repaired (rewritten to their
+        applied state); list every skipped split."""
+        dirty = self._dirty_splits()
+        for split in self._splits:
+            if split.status != "skipped":
+                continue
+            split.repair = split.key in dirty
+            if split.repair:
+                split.problem = (
+                    f"{split.problem}; the profiles an interrupted run may have changed are rewritten "
+                    "to the applied state"
+                )
+                if split.manifest is not None:
+                    split.attribute = split.manifest.attribute  # restore what the state describes
+            self.skipped_splits.append(
+                SkippedSplit(
+                    split.audience_id,
+                    split.split_id,
+                    split.problem or "",
+                    split.rows - split.row_rejects,
+                    split.manifest.snapshot_key if split.manifest else None,
+                    split.needs_force,
+                )
             )
 
     def _name_problem(self, split: _Split, names_in_use: dict[str, tuple[str, str]]) -> str | None:
