@@ -37,7 +37,7 @@ from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
 from airflow_provider_aiq_braze.hooks.braze import BrazeHook
 from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator, task_identity, unreadable_reject
 from airflow_provider_aiq_braze.staging import StagedFile, StagedRow, read_record_batches
-from airflow_provider_aiq_braze.storage import ConditionalWritesUnsupported
+from airflow_provider_aiq_braze.storage import ConditionalWritesUnsupported, read_jsonl
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -476,12 +476,8 @@ def _owner(identity: TaskIdentity, key: str) -> OwnerId:
 def _start_ledger_afresh(paths: RunPaths, identity: TaskIdentity, log: Any) -> None:
     """Another run wrote to the namespace since this task's earlier attempts: what its ledger says
     Braze accepted may have been overwritten since, so the batches are sent again."""
-    earlier = Ledger(paths.ledger, run_id=identity.run_id, try_number=identity.try_number)
-    try:
-        if not earlier.entries:
-            return
-    finally:
-        earlier.close()
+    if next(iter(read_jsonl(paths.ledger)), None) is None:
+        return  # no earlier attempt
     Ledger(paths.ledger, run_id=identity.run_id, try_number=identity.try_number, fresh=True).close()
     log.info(
         "Another run wrote to this audience state since this task's earlier attempts: the batches its "

@@ -316,3 +316,28 @@ def test_a_run_waits_for_the_run_holding_the_namespace(tmp_path, users, run_task
 def test_lease_arguments_are_checked(tmp_path, argument, value) -> None:
     with pytest.raises(ValueError, match=f"{argument} must be a number of seconds"):
         _op(tmp_path, tmp_path / "m.csv", "2026-11-01", **{argument: value})
+
+
+def test_a_retry_after_another_run_repaired_its_profiles_sends_again(
+    tmp_path, users, run_task, mocker
+) -> None:
+    sandbox = users
+    day1 = snapshot(tmp_path / "d1.csv", [("A1", "S1", u) for u in USERS[:10]])
+    run_task(_op(tmp_path, day1, "2026-11-01"))
+    # the nightly of 11-03 delivers everything, then dies before its commit
+    day3 = snapshot(tmp_path / "d3.csv", [("A1", "S1", u) for u in USERS[10:20]])
+    mocker.patch.object(DeltaPlan, "commit", side_effect=RuntimeError("worker lost"))
+    with pytest.raises(RuntimeError, match="worker lost"):
+        run_task(_op(tmp_path, day3, "2026-11-03"), run_id="scheduled__2026-11-03")
+    mocker.stopall()
+    # a backfill of 11-02 (the same members as 11-01) undoes what the dead run wrote
+    day2 = snapshot(tmp_path / "d2.csv", [("A1", "S1", u) for u in USERS[:10]])
+    backfill = run_task(_op(tmp_path, day2, "2026-11-02"), run_id="backfill__2026-11-02")
+    assert backfill["repaired"] == 20 and backfill["entered"] == backfill["exited"] == 0
+    assert {u for u, v in _flags(sandbox, "AIQ_A1_S1").items() if v} == set(USERS[:10])
+    # the nightly's retry computes the same writes as its first try, which its ledger recorded as
+    # accepted; the backfill wrote since, so they are sent again
+    retry = run_task(_op(tmp_path, day3, "2026-11-03"), run_id="scheduled__2026-11-03", try_number=2)
+    assert retry["sent"] == 10 and retry["data_points"] == 20
+    assert {u for u, v in _flags(sandbox, "AIQ_A1_S1").items() if v} == set(USERS[10:20])
+    assert_invariant(retry)
