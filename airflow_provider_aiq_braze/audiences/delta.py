@@ -1104,13 +1104,15 @@ class DeltaPlan:
         """Turn the delta into attribute writes: one row per (profile, attribute)."""
         con = self._con
         exit_sql = "NULL::BOOLEAN" if exit_value is None else "false"
-        # a dirty profile (named by a pending marker) is written whatever the applied state says
+        # a dirty profile (named by a pending marker) is written whatever the applied state says;
+        # mode="full" rewrites every membership of the splits it computes (not of repaired ones)
+        full = "s.status = 'computed'" if mode == "full" else "false"
         if self._inp.input_kind == "snapshot":
-            enter_cond = "d.in_new" if mode == "full" else "d.in_new AND (NOT d.in_old OR d.dirty)"
+            enter_cond = f"d.in_new AND (NOT d.in_old OR d.dirty OR {full})"
             exit_cond = "NOT d.in_new AND (d.in_old OR d.dirty)"
         else:
-            enter_cond = "d.member" if mode == "full" else "d.member AND (NOT d.in_old OR d.dirty)"
-            exit_cond = "NOT d.member" if mode == "full" else "NOT d.member AND (d.in_old OR d.dirty)"
+            enter_cond = f"d.member AND (NOT d.in_old OR d.dirty OR {full})"
+            exit_cond = f"NOT d.member AND (d.in_old OR d.dirty OR {full})"
         # 'enter'/'exit' change the membership; 'resend' repeats it (full mode only); 'repair'
         # repeats it for a dirty profile
         membership = f"""
@@ -1124,13 +1126,13 @@ class DeltaPlan:
         """
         attr_parts = []
         for a, name in zip(self._attr_internal, self._inp.attribute_columns, strict=True):
-            cond = f"d.member AND d.{a} IS NOT NULL"
-            if mode != "full":
-                cond += f" AND (d.{a} IS DISTINCT FROM d.old_{a} OR d.dirty)"
+            cond = (
+                f"d.member AND d.{a} IS NOT NULL AND (d.{a} IS DISTINCT FROM d.old_{a} OR d.dirty OR {full})"
+            )
             attr_parts.append(
                 f"SELECT {_kind_text('d.kind')} AS kind, d.identifier, {_lit(name)} AS name, true AS is_str, "
-                "NULL::BOOLEAN AS b, "
-                f"d.{a} AS s, d.split_no, 'attribute' AS what FROM delta d WHERE {cond}"
+                f"NULL::BOOLEAN AS b, d.{a} AS s, d.split_no, 'attribute' AS what "
+                f"FROM delta d JOIN splits s USING (split_no) WHERE {cond}"
             )
         processed = sum(1 for s in self._splits if s.processed)
         if attr_parts:

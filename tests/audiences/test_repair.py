@@ -124,3 +124,15 @@ def test_markers_of_splits_this_run_cannot_repair_are_kept(run: Run, store: Snap
     assert pq.read_table(kept.local_path).to_pylist() == [
         {"audience_id": long_id, "split_id": "1", "identifier_kind": EXT, "identifier": "u9"}
     ]
+
+
+def test_full_mode_resends_its_own_splits_and_repairs_only_the_others(run: Run, store: SnapshotStore) -> None:
+    run(members("A", "1", "u1") + members("B", "1", "u2", "u3"), "2026-11-01").commit(store)
+    _interrupted(run(members("B", "1", "u3", "u4"), "2026-11-02"), store)
+    plan = run(members("A", "1", "u1"), "2026-11-03", mode="full")
+    assert updates(plan) == {
+        (EXT, "u1"): {"AIQ_A_1": True},  # full: every member of the computed split
+        (EXT, "u2"): {"AIQ_B_1": True},  # B only where the dead run wrote, not every member
+        (EXT, "u4"): {"AIQ_B_1": False},
+    }
+    assert (plan.counts.resent, plan.counts.repaired) == (1, 2)
