@@ -290,9 +290,8 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
             committed = self._session.commit(plan)
         except (LeaseLost, StateConflict) as exc:
             raise AirflowException(
-                f"{exc}. Nothing was committed and the profiles this run wrote are named in its pending "
-                "marker: a retry (or the next run of this namespace) computes against the state now "
-                "applied and rewrites them."
+                f"{exc}. The profiles this run wrote stay named in its pending marker: a retry (or the "
+                "next run of this namespace) computes against the state now applied and rewrites them."
             ) from None
         result["state_committed"] = True
         self.log.info("Committed the state of %d split(s) at snapshot %s", len(committed), self._key)
@@ -306,15 +305,15 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         """Run the sync; whatever happens, close the delta, remove its files and release the lease."""
         try:
             return super().execute(context)
-        except BaseException:
-            if self._session is not None:
-                self._session.abandon(self._plan)
-            raise
         finally:
             self._close()
 
     def _close(self) -> None:
+        """End the run's hold on the state: a run that lost its lease names its profiles again
+        (a no-op once committed), then the delta is closed, its files removed, the lease released."""
         try:
+            if self._session is not None:
+                self._session.abandon(self._plan)
             if self._plan is not None:
                 self._plan.close()
                 self._plan = None
@@ -365,8 +364,8 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         delta = plan.counts
         self.log.info(
             "Membership: %d profile updates (%d split entries, %d exits, %d repairs, %d attribute changes "
-            "= %d attribute writes). Braze accepted %d of these updates in this run, carrying sent=%d input "
-            "rows (a profile that only exited has no row; one in several splits has a row in each); %d rows "
+            "= %d attribute writes). %s %d of these updates in this run, carrying sent=%d input rows (a "
+            "profile that only exited has no row; one in several splits has a row in each); %d rows "
             "needed no update.",
             delta.profiles,
             delta.entered,
@@ -374,6 +373,7 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
             delta.repaired,
             delta.attribute_updates,
             delta.data_points,
+            "A dry run would send" if self.is_dry_run else "Braze accepted",
             counts.objects_sent,
             counts.sent,
             counts.skipped_reasons.get("no change to send", 0),
