@@ -145,6 +145,7 @@ def main() -> None:
         snapshot_key=PREVIOUS_KEY,
         attribute=f"AIQ_{AUDIENCE}_{SPLIT}",
         members=args.members,
+        base=None,  # a fresh state folder
     )
     source = os.path.join(directory, f"new.{args.format}")
     rss_before = peak_rss_mb()

@@ -46,6 +46,7 @@ def main() -> None:
             snapshot_key=PREVIOUS_KEY,
             attribute=f"AIQ_{AUDIENCE}_{SPLIT}",
             members=args.members,
+            base=None,  # a fresh state folder
         )
         print(
             f"generated {args.members:,} members and seeded the state "

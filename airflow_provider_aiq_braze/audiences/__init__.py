@@ -5,25 +5,30 @@ See ``docs/audiences.md``.
 
 from __future__ import annotations
 
-from airflow_provider_aiq_braze.audiences.delta import (
-    DEFAULT_ATTRIBUTE_TEMPLATE,
-    DeltaCounts,
-    DeltaInput,
-    DeltaPlan,
-    NewStateFile,
-    Reject,
-    SkippedSplit,
-    SplitCounts,
-    UserUpdate,
-    compute_delta,
-)
-from airflow_provider_aiq_braze.audiences.state import (
-    AppliedSnapshot,
-    SnapshotStore,
-    StateError,
+from airflow_provider_aiq_braze.audiences.counts import DeltaCounts, MembershipCounts, SplitCounts
+from airflow_provider_aiq_braze.audiences.delta import DeltaPlan, compute_delta
+from airflow_provider_aiq_braze.audiences.keys import (
+    SnapshotKeyError,
+    checked_snapshot_key,
     compare_snapshot_keys,
     is_older,
     parse_snapshot_key,
+)
+from airflow_provider_aiq_braze.audiences.model import (
+    DEFAULT_ATTRIBUTE_TEMPLATE,
+    DeltaInput,
+    NewStateFile,
+    Reject,
+    SkippedSplit,
+    UserUpdate,
+)
+from airflow_provider_aiq_braze.audiences.state import (
+    AppliedSnapshot,
+    Manifest,
+    PendingMarker,
+    SnapshotStore,
+    StateConflict,
+    StateError,
 )
 
 __all__ = [
@@ -32,13 +37,19 @@ __all__ = [
     "DeltaCounts",
     "DeltaInput",
     "DeltaPlan",
+    "Manifest",
+    "MembershipCounts",
     "NewStateFile",
+    "PendingMarker",
     "Reject",
     "SkippedSplit",
+    "SnapshotKeyError",
     "SnapshotStore",
     "SplitCounts",
+    "StateConflict",
     "StateError",
     "UserUpdate",
+    "checked_snapshot_key",
     "compare_snapshot_keys",
     "compute_delta",
     "is_older",

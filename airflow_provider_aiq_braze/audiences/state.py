@@ -1,23 +1,30 @@
 """Snapshot state: the last audience membership applied to Braze, one split at a time.
 
-Layout under ``<root>/<namespace>/<audience_id>/<split_id>/`` (ids percent-encoded)::
+Layout under ``<root>/<namespace>/`` (ids percent-encoded, so no id ever contains ``+``)::
 
-    manifest.json               which snapshot is applied, and the data file holding it
-    members-<token>.parquet     identifier_kind, identifier[, attribute columns…]
+    <audience_id>/<split_id>/manifest.json      which snapshot is applied, and the data file holding it
+    <audience_id>/<split_id>/members-<t>.parquet  identifier_kind, identifier[, attribute columns…]
+    +lease.json                                  the lease of the run writing to this namespace
+    +pending/<time>-<writer>-<token>.parquet     profiles a run is writing (or may have written)
+    +last-writer.json                            the ledger of the last run that wrote to Braze
 
-A commit writes the data file under a fresh name first, then replaces the manifest in one step
-(``os.replace`` on local storage, a single PUT on object stores), so a crash at any point leaves
-either the old manifest with its old data file or the new manifest with its complete new data
-file. Data files the manifest no longer names are removed after the manifest is written; a file
-left over by a crash is never read and is cleaned up by the next commit.
+A commit writes the data file under a fresh name first, then swaps the manifest in one
+compare-and-swap step (:func:`~airflow_provider_aiq_braze.storage.replace_if` on the version read
+when the delta was computed; :func:`~airflow_provider_aiq_braze.storage.create_exclusive` for a
+split's first commit): a crash leaves either the old manifest with its old data file or the new
+one with its complete new file, and a run whose base changed meanwhile cannot overwrite the newer
+state (:class:`StateConflict`). Data files no manifest names are removed after a commit.
 
-The state of a split is committed only after its delta was delivered: that is what lets a re-run
-after a crash recompute the same delta, and a re-run after a commit send nothing.
+*Pending markers* make interrupted runs repairable: before sending, a run records the profiles it
+is about to write; it removes the marker once the state matching those writes is committed. A
+marker left behind (a killed run, a run that lost its lease) names profiles whose Braze value may
+differ from the applied state: the next run rewrites them (see ``docs/audiences.md``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -25,13 +32,19 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Any
+from datetime import datetime, timezone
 from urllib.parse import quote, unquote
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_aiq_braze.storage import is_local, storage_path
+from airflow_provider_aiq_braze.storage import (
+    create_exclusive,
+    is_local,
+    read_versioned,
+    replace_if,
+    storage_path,
+    supports_conditional_writes,
+)
 
 #: Version of the manifest and data file layout.
 FORMAT_VERSION = 1
@@ -39,58 +52,26 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 #: Prefix of the data files (``members-<token>.parquet``).
 DATA_PREFIX = "members-"
-#: Prefix of a manifest being written on local storage (renamed over the manifest when complete).
-MANIFEST_TEMP_PREFIX = ".manifest.json.tmp-"
+#: Prefixes of a manifest being written (by earlier versions, and by the conditional writes).
+MANIFEST_TEMP_PREFIXES = (".manifest.json.tmp-", "manifest.json.tmp-")
+#: The namespace's lease (``+`` is percent-encoded in ids, so no audience can have this name).
+LEASE_NAME = "+lease.json"
+#: The folder of pending markers in a namespace.
+PENDING_DIR = "+pending"
+#: The record of the last run that wrote to Braze for a namespace.
+LAST_WRITER_NAME = "+last-writer.json"
+#: Columns of a pending marker.
+PENDING_COLUMNS = ("audience_id", "split_id", "identifier_kind", "identifier")
 
 _COPY_CHUNK = 8 * 1024 * 1024
 
 
-def parse_snapshot_key(key: str) -> datetime | None:
-    """Read a snapshot key as an aware datetime, or ``None`` when it is not ISO 8601.
+def writer_digest(ledger: str) -> str:
+    """A short digest of a run's ledger path, naming its pending markers.
 
-    Dates (``2026-11-03``) are midnight UTC; datetimes without an offset are read as UTC.
-
-    :param key: the snapshot key.
+    :param ledger: the ledger path.
     """
-    text = key.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed: datetime = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            return None
-        parsed = datetime(day.year, day.month, day.day)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
-
-
-def compare_snapshot_keys(a: str, b: str) -> int:
-    """Order two snapshot keys: ``-1`` when ``a`` is older, ``0`` when equal, ``1`` when newer.
-
-    Keys are compared as points in time when both parse as ISO 8601 dates or datetimes (so
-    ``2026-11-03`` equals ``2026-11-03T00:00:00+00:00`` and offsets are honoured); otherwise they
-    are compared as plain strings, which orders zero-padded timestamps and counters correctly.
-
-    :param a: a snapshot key.
-    :param b: another snapshot key.
-    """
-    pa_, pb = parse_snapshot_key(a), parse_snapshot_key(b)
-    left: Any = pa_ if pa_ is not None and pb is not None else a
-    right: Any = pb if pa_ is not None and pb is not None else b
-    return (left > right) - (left < right)
-
-
-def is_older(new_key: str, applied_key: str) -> bool:
-    """Whether a snapshot is older than the one already applied (and so must not overwrite it).
-
-    :param new_key: the key of the snapshot about to be applied.
-    :param applied_key: the key of the snapshot applied last.
-    """
-    return compare_snapshot_keys(new_key, applied_key) < 0
+    return hashlib.sha256(ledger.encode()).hexdigest()[:12]
 
 
 def encode_component(value: str) -> str:
@@ -107,18 +88,19 @@ def encode_component(value: str) -> str:
 
 
 @dataclass(frozen=True)
-class AppliedSnapshot:
-    """The snapshot applied last to one split.
+class Manifest:
+    """What a split's manifest says: the snapshot applied last.
 
     :param audience_id: the ActionIQ audience id.
     :param split_id: the split id.
-    :param snapshot_key: the key of the applied snapshot (an ISO 8601 date or timestamp).
+    :param snapshot_key: the key of the applied snapshot.
     :param attribute: the Braze custom attribute the split is written to.
     :param members: the number of members in the applied snapshot.
     :param committed_at: when the state was committed (ISO 8601, UTC).
     :param attribute_columns: the extra attribute columns stored with the members.
     :param data_file: the data file's name in the split's directory.
-    :param local_path: a local copy (or the file itself, on local storage) of the members Parquet.
+    :param version: the manifest's version for a compare-and-swap commit (``None`` on a storage
+        without conditional writes).
     """
 
     audience_id: str
@@ -129,11 +111,37 @@ class AppliedSnapshot:
     committed_at: str
     attribute_columns: tuple[str, ...]
     data_file: str
+    version: str | None
+
+
+@dataclass(frozen=True)
+class AppliedSnapshot(Manifest):
+    """A split's manifest with its members at hand.
+
+    :param local_path: a local copy (or the file itself, on local storage) of the members Parquet.
+    """
+
+    local_path: str = ""
+
+
+@dataclass(frozen=True)
+class PendingMarker:
+    """Profiles a run is writing (or may have written) without a matching committed state.
+
+    :param name: the marker's file name in the namespace's ``+pending`` folder.
+    :param local_path: a local copy (or the file itself) of its Parquet (:data:`PENDING_COLUMNS`).
+    """
+
+    name: str
     local_path: str
 
 
 class StateError(RuntimeError):
     """The stored state cannot be read (unknown format, or a manifest naming a missing file)."""
+
+
+class StateConflict(RuntimeError):
+    """The applied state changed after the delta was computed: the commit did not happen."""
 
 
 class SnapshotStore:
@@ -142,7 +150,7 @@ class SnapshotStore:
     :param root: the state directory (``ObjectStoragePath``, a local path or a URL).
     :param namespace: separates independent deliveries sharing a root, e.g. one per Braze
         workspace or DAG.
-    :param local_dir: where copies of remote data files are downloaded for DuckDB; a temporary
+    :param local_dir: where copies of remote files are downloaded for DuckDB; a temporary
         directory when omitted.
     """
 
@@ -159,6 +167,16 @@ class SnapshotStore:
         """Whether the state lives on the local filesystem (read in place, renamed atomically)."""
         return is_local(self.root)
 
+    @property
+    def conditional(self) -> bool:
+        """Whether commits are compare-and-swap on this storage (local files and S3)."""
+        return supports_conditional_writes(self._base / MANIFEST_NAME)
+
+    @property
+    def lease_path(self) -> ObjectStoragePath:
+        """The lease a run holds on this namespace from reading the state to its commit."""
+        return self._base / LEASE_NAME
+
     def split_dir(self, audience_id: str, split_id: str) -> ObjectStoragePath:
         """The directory holding one split's state.
 
@@ -166,6 +184,67 @@ class SnapshotStore:
         :param split_id: the split id.
         """
         return self._base / encode_component(audience_id) / encode_component(split_id)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def manifest(self, audience_id: str, split_id: str) -> Manifest | None:
+        """A split's manifest and its version, or ``None`` when the split was never committed.
+
+        :param audience_id: the audience id.
+        :param split_id: the split id.
+        :raises StateError: the manifest is of an unknown format.
+        """
+        path = self.split_dir(audience_id, split_id) / MANIFEST_NAME
+        if self.is_local and not os.path.exists(path.path):  # reading takes no lock, creates no folder
+            return None
+        if self.conditional:
+            found = read_versioned(path)
+            if found is None:
+                return None
+            data, version = found
+        else:
+            if not path.exists():
+                return None
+            data, version = path.read_bytes(), None
+        raw = json.loads(data)
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise StateError(f"{path}: unsupported state format_version {raw.get('format_version')!r}")
+        return Manifest(
+            audience_id=audience_id,
+            split_id=split_id,
+            snapshot_key=str(raw["snapshot_key"]),
+            attribute=str(raw["attribute"]),
+            members=int(raw["members"]),
+            committed_at=str(raw["committed_at"]),
+            attribute_columns=tuple(raw.get("attribute_columns", ())),
+            data_file=str(raw["data_file"]),
+            version=version,
+        )
+
+    def download(self, manifest: Manifest, *, local_dir: str | None = None) -> AppliedSnapshot:
+        """The members of a manifest as a local Parquet file (the file itself on local storage).
+
+        :param manifest: the manifest (from :meth:`manifest`).
+        :param local_dir: where to download a remote data file (overrides the store's).
+        :raises StateError: the manifest names a data file that does not exist.
+        """
+        directory = self.split_dir(manifest.audience_id, manifest.split_id)
+        data_path = directory / manifest.data_file
+        if not data_path.exists():
+            raise StateError(f"{directory / MANIFEST_NAME} names {manifest.data_file}, which does not exist")
+        if self.is_local:
+            local_path = data_path.path
+        else:
+            name = "__".join(
+                (
+                    encode_component(manifest.audience_id),
+                    encode_component(manifest.split_id),
+                    manifest.data_file,
+                )
+            )
+            local_path = self._download(data_path, name, local_dir)
+        fields = {k: getattr(manifest, k) for k in Manifest.__dataclass_fields__}
+        return AppliedSnapshot(**fields, local_path=local_path)
 
     def load(
         self, audience_id: str, split_id: str, *, local_dir: str | None = None
@@ -176,39 +255,8 @@ class SnapshotStore:
         :param split_id: the split id.
         :param local_dir: where to download a remote data file (overrides the store's).
         """
-        directory = self.split_dir(audience_id, split_id)
-        manifest_path = directory / MANIFEST_NAME
-        if not manifest_path.exists():
-            return None
-        manifest = json.loads(manifest_path.read_bytes())
-        version = manifest.get("format_version")
-        if version != FORMAT_VERSION:
-            raise StateError(f"{manifest_path}: unsupported state format_version {version!r}")
-        data_path = directory / manifest["data_file"]
-        if not data_path.exists():
-            raise StateError(f"{manifest_path} names {manifest['data_file']}, which does not exist")
-        if self.is_local:
-            local_path = data_path.path
-        else:
-            target_dir = local_dir or self.local_dir or tempfile.mkdtemp(prefix="aiq-braze-state-")
-            os.makedirs(target_dir, exist_ok=True)
-            local_path = os.path.join(
-                target_dir,
-                f"{encode_component(audience_id)}__{encode_component(split_id)}__{manifest['data_file']}",
-            )
-            with data_path.open("rb") as src, open(local_path, "wb") as dst:
-                shutil.copyfileobj(src, dst, _COPY_CHUNK)
-        return AppliedSnapshot(
-            audience_id=audience_id,
-            split_id=split_id,
-            snapshot_key=manifest["snapshot_key"],
-            attribute=manifest["attribute"],
-            members=int(manifest["members"]),
-            committed_at=manifest["committed_at"],
-            attribute_columns=tuple(manifest.get("attribute_columns", ())),
-            data_file=manifest["data_file"],
-            local_path=local_path,
-        )
+        manifest = self.manifest(audience_id, split_id)
+        return None if manifest is None else self.download(manifest, local_dir=local_dir)
 
     def applied_key(self, audience_id: str, split_id: str) -> str | None:
         """The key of the applied snapshot of a split, without downloading its data.
@@ -216,10 +264,32 @@ class SnapshotStore:
         :param audience_id: the audience id.
         :param split_id: the split id.
         """
-        manifest_path = self.split_dir(audience_id, split_id) / MANIFEST_NAME
-        if not manifest_path.exists():
-            return None
-        return str(json.loads(manifest_path.read_bytes())["snapshot_key"])
+        manifest = self.manifest(audience_id, split_id)
+        return None if manifest is None else manifest.snapshot_key
+
+    def splits(self) -> list[tuple[str, str]]:
+        """Every ``(audience_id, split_id)`` with committed state in this namespace, sorted."""
+        found: list[tuple[str, str]] = []
+        if not self._base.exists():
+            return found
+        for audience_dir in self._base.iterdir():
+            if audience_dir.name.startswith("+") or not audience_dir.is_dir():
+                continue
+            for split_dir in audience_dir.iterdir():
+                if split_dir.is_dir() and (split_dir / MANIFEST_NAME).exists():
+                    found.append((unquote(audience_dir.name), unquote(split_dir.name)))
+        return sorted(found)
+
+    def attribute_owners(self) -> dict[str, tuple[str, str]]:
+        """Which ``(audience_id, split_id)`` each attribute of this namespace's applied state belongs to."""
+        owners: dict[str, tuple[str, str]] = {}
+        for audience_id, split_id in self.splits():
+            manifest = self.manifest(audience_id, split_id)
+            if manifest is not None:
+                owners.setdefault(manifest.attribute, (audience_id, split_id))
+        return owners
+
+    # -- committing ------------------------------------------------------------------------------
 
     def commit(
         self,
@@ -231,76 +301,171 @@ class SnapshotStore:
         attribute: str,
         members: int,
         attribute_columns: Sequence[str] = (),
-        force: bool = False,
-    ) -> bool:
-        """Record a split's new state: the members Parquet and a manifest pointing to it.
-
-        Returns ``False`` (and writes nothing) when a newer snapshot was committed in the
-        meantime, unless ``force``.
+        base: Manifest | None,
+    ) -> Manifest:
+        """Record a split's new state, only if its manifest is still ``base``.
 
         :param audience_id: the audience id.
         :param split_id: the split id.
         :param members_parquet_local_path: a local Parquet file with ``identifier_kind``,
             ``identifier`` and the attribute columns.
-        :param snapshot_key: the key of the snapshot (ISO 8601 date or timestamp).
+        :param snapshot_key: the key of the snapshot.
         :param attribute: the Braze custom attribute of the split.
         :param members: the number of members in the file.
         :param attribute_columns: the attribute columns stored in the file.
-        :param force: write even over a newer applied snapshot.
+        :param base: the manifest the new state was computed against (``None``: the split had none).
+        :return: the new manifest.
+        :raises StateConflict: the manifest changed since ``base`` was read; nothing was committed.
         """
         directory = self.split_dir(audience_id, split_id)
-        applied = self.applied_key(audience_id, split_id)
-        if applied is not None and not force and is_older(snapshot_key, applied):
-            return False
         directory.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex[:16]
         data_name = f"{DATA_PREFIX}{token}.parquet"
         with open(members_parquet_local_path, "rb") as src, (directory / data_name).open("wb") as dst:
             shutil.copyfileobj(src, dst, _COPY_CHUNK)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "namespace": self.namespace,
-            "audience_id": audience_id,
-            "split_id": split_id,
-            "snapshot_key": snapshot_key,
-            "attribute": attribute,
-            "members": members,
-            "attribute_columns": list(attribute_columns),
-            "data_file": data_name,
-            "committed_at": datetime.now(timezone.utc).isoformat(),
-        }
-        payload = json.dumps(manifest, indent=2).encode()
-        if self.is_local:
-            temp = os.path.join(directory.path, f"{MANIFEST_TEMP_PREFIX}{token}")
-            with open(temp, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, os.path.join(directory.path, MANIFEST_NAME))
-        else:
-            # One PUT: object stores make a whole object visible at once, never a partial one.
-            (directory / MANIFEST_NAME).write_bytes(payload)
+        new = Manifest(
+            audience_id=audience_id,
+            split_id=split_id,
+            snapshot_key=snapshot_key,
+            attribute=attribute,
+            members=members,
+            committed_at=datetime.now(timezone.utc).isoformat(),
+            attribute_columns=tuple(attribute_columns),
+            data_file=data_name,
+            version=None,
+        )
+        swapped, version = self._swap_manifest(directory, new, base)
+        if not swapped:
+            with contextlib.suppress(OSError):
+                (directory / data_name).unlink()
+            current = self.manifest(audience_id, split_id)
+            was = f"snapshot {base.snapshot_key}" if base is not None else "no state"
+            now = f"snapshot {current.snapshot_key}" if current is not None else "no state"
+            raise StateConflict(
+                f"the applied state of audience {audience_id!r} split {split_id!r} changed while this run "
+                f"delivered its delta (computed against {was}, now {now}): another run committed meanwhile. "
+                "This run's state was not committed"
+            )
         self._clean(directory, keep=data_name)
-        return True
+        return Manifest(**{**new.__dict__, "version": version})
+
+    def _swap_manifest(
+        self, directory: ObjectStoragePath, new: Manifest, base: Manifest | None
+    ) -> tuple[bool, str | None]:
+        """Write the manifest if it is still ``base``: ``(written, new version)``."""
+        payload = json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "namespace": self.namespace,
+                "audience_id": new.audience_id,
+                "split_id": new.split_id,
+                "snapshot_key": new.snapshot_key,
+                "attribute": new.attribute,
+                "members": new.members,
+                "attribute_columns": list(new.attribute_columns),
+                "data_file": new.data_file,
+                "committed_at": new.committed_at,
+            },
+            indent=2,
+        ).encode()
+        path = directory / MANIFEST_NAME
+        if self.conditional:
+            if base is None:
+                version = create_exclusive(path, payload)
+            else:
+                assert base.version is not None, "a manifest read from this storage carries its version"
+                version = replace_if(path, payload, base.version)
+            return version is not None, version
+        # no conditional writes here (the operator refuses this unless require_exclusive=False):
+        # compare, then write, with a race window
+        current = self.manifest(new.audience_id, new.split_id)
+        if (current and current.committed_at) != (base and base.committed_at):
+            return False, None
+        path.write_bytes(payload)
+        return True, None
 
     def _clean(self, directory: ObjectStoragePath, *, keep: str) -> None:
         """Remove data files the manifest no longer names and abandoned manifest temp files."""
         for child in directory.iterdir():
             name = child.name
-            stale = (name.startswith(DATA_PREFIX) and name != keep) or name.startswith(MANIFEST_TEMP_PREFIX)
+            stale = (name.startswith(DATA_PREFIX) and name != keep) or name.startswith(MANIFEST_TEMP_PREFIXES)
             if stale:
                 with contextlib.suppress(OSError):  # best effort: a later commit tries again
                     child.unlink()
 
-    def splits(self) -> list[tuple[str, str]]:
-        """Every ``(audience_id, split_id)`` with committed state in this namespace, sorted."""
-        found: list[tuple[str, str]] = []
-        if not self._base.exists():
-            return found
-        for audience_dir in self._base.iterdir():
-            if not audience_dir.is_dir():
-                continue
-            for split_dir in audience_dir.iterdir():
-                if split_dir.is_dir() and (split_dir / MANIFEST_NAME).exists():
-                    found.append((unquote(audience_dir.name), unquote(split_dir.name)))
-        return sorted(found)
+    # -- pending markers and the last writer -----------------------------------------------------
+
+    def publish_pending(self, local_parquet: str, writer: str) -> str:
+        """Store a pending marker (a Parquet file of :data:`PENDING_COLUMNS`); return its name.
+
+        :param local_parquet: the marker's local file.
+        :param writer: the ledger of the run writing those profiles (its digest is in the name).
+        """
+        stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+        name = f"{stamp}-{writer_digest(writer)}-{uuid.uuid4().hex[:12]}.parquet"
+        folder = self._base / PENDING_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(local_parquet, "rb") as src, (folder / name).open("wb") as dst:
+            shutil.copyfileobj(src, dst, _COPY_CHUNK)
+        return name
+
+    def pending(self, *, local_dir: str | None = None) -> list[PendingMarker]:
+        """Every pending marker of the namespace, oldest first, with a local copy of each.
+
+        :param local_dir: where to download remote markers (overrides the store's).
+        """
+        folder = self._base / PENDING_DIR
+        if not folder.exists():
+            return []
+        found = sorted(
+            (child for child in folder.iterdir() if child.name.endswith(".parquet")), key=lambda p: p.name
+        )
+        if self.is_local:
+            return [PendingMarker(child.name, child.path) for child in found]
+        return [
+            PendingMarker(child.name, self._download(child, f"pending__{child.name}", local_dir))
+            for child in found
+        ]
+
+    def pending_writers(self) -> set[str]:
+        """The :func:`writer_digest` of the runs whose pending markers are stored (without reading them)."""
+        folder = self._base / PENDING_DIR
+        if not folder.exists():
+            return set()
+        return {child.name.split("-")[1] for child in folder.iterdir() if child.name.count("-") >= 2}
+
+    def remove_pending(self, name: str) -> None:
+        """Remove a pending marker (once the profiles it names match a committed state).
+
+        :param name: the marker's name.
+        """
+        with contextlib.suppress(FileNotFoundError):
+            (self._base / PENDING_DIR / name).unlink()
+
+    def last_writer(self) -> str | None:
+        """The ledger of the last run that wrote to Braze for this namespace, if recorded."""
+        path = self._base / LAST_WRITER_NAME
+        if not path.exists():
+            return None
+        try:
+            return str(json.loads(path.read_bytes())["ledger"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def set_last_writer(self, ledger: str, owner: str) -> None:
+        """Record the run about to write to Braze (call it holding the namespace's lease).
+
+        :param ledger: the run's ledger path.
+        :param owner: who the run is, for people reading the file.
+        """
+        record = {"ledger": ledger, "owner": owner, "at": datetime.now(timezone.utc).isoformat()}
+        self._base.mkdir(parents=True, exist_ok=True)
+        (self._base / LAST_WRITER_NAME).write_bytes(json.dumps(record).encode())
+
+    def _download(self, path: ObjectStoragePath, name: str, local_dir: str | None) -> str:
+        target_dir = local_dir or self.local_dir or tempfile.mkdtemp(prefix="aiq-braze-state-")
+        os.makedirs(target_dir, exist_ok=True)
+        local_path = os.path.join(target_dir, name)
+        with path.open("rb") as src, open(local_path, "wb") as dst:
+            shutil.copyfileobj(src, dst, _COPY_CHUNK)
+        return local_path

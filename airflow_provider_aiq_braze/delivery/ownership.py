@@ -194,14 +194,28 @@ class LedgerLease:
     :param path: the lease object (:func:`lease_path` of the ledger).
     :param owner: who takes it (:meth:`OwnerId.current`).
     :param settings: TTL and waiting.
+    :param owned: what :class:`LeaseHeld` says is owned by another instance (a lease guarding
+        something else than a ledger names it here).
+    :param advice: what :class:`LeaseHeld` advises.
     """
 
     def __init__(
-        self, path: ObjectStoragePath, *, owner: OwnerId, settings: LeaseSettings | None = None
+        self,
+        path: ObjectStoragePath,
+        *,
+        owner: OwnerId,
+        settings: LeaseSettings | None = None,
+        owned: str = "Another instance of this task owns its ledger",
+        advice: str = (
+            "If that instance is dead, a retry takes over once the lease expires; otherwise let it "
+            "finish (a re-run then skips what it delivered)."
+        ),
     ) -> None:
         self.path = path
         self.owner = owner
         self.settings = settings or LeaseSettings()
+        self._owned = owned
+        self._advice = advice
         self._version: str | None = None
         self._renewals = 0
         self._valid_until = 0.0  # monotonic
@@ -378,9 +392,8 @@ class LedgerLease:
             left = holder.expires_at - time.time()
             expires = f"; it expires in {left:.0f} s unless renewed" if left > 0 else "; it is past expiry"
         return (
-            f"Another instance of this task owns its ledger: {who} holds the lease {self.path}{expires}. "
-            f"Waited {self.settings.wait:.0f} s; nothing was sent. If that instance is dead, a retry takes "
-            "over once the lease expires; otherwise let it finish (a re-run then skips what it delivered)."
+            f"{self._owned}: {who} holds the lease {self.path}{expires}. "
+            f"Waited {self.settings.wait:.0f} s; nothing was sent. {self._advice}"
         )
 
     # ------------------------------------------------------------------------------------------

@@ -4,28 +4,40 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pyarrow as pa
+
+try:  # Airflow 3.2+
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
 
 from airflow_provider_aiq_braze.audiences import (
     DEFAULT_ATTRIBUTE_TEMPLATE,
     DeltaInput,
     DeltaPlan,
+    SnapshotKeyError,
     SnapshotStore,
+    StateConflict,
+    checked_snapshot_key,
     compute_delta,
 )
+from airflow_provider_aiq_braze.audiences.session import NamespaceSession
 from airflow_provider_aiq_braze.contracts.common import ContractError, check_identifier_preference
 from airflow_provider_aiq_braze.delivery.batching import Batch
 from airflow_provider_aiq_braze.delivery.engine import RequestSpec
-from airflow_provider_aiq_braze.delivery.paths import RunPaths
+from airflow_provider_aiq_braze.delivery.ledger import Ledger
+from airflow_provider_aiq_braze.delivery.ownership import LeaseHeld, LeaseLost, LeaseSettings, OwnerId
+from airflow_provider_aiq_braze.delivery.paths import RunPaths, TaskIdentity
 from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
 from airflow_provider_aiq_braze.hooks.braze import BrazeHook
-from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator, unreadable_reject
+from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator, task_identity, unreadable_reject
 from airflow_provider_aiq_braze.staging import StagedFile, StagedRow, read_record_batches
+from airflow_provider_aiq_braze.storage import ConditionalWritesUnsupported, read_jsonl
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -53,10 +65,19 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
     :param exit_value: ``False`` (default) or ``None`` to remove the attribute of a leaving profile.
     :param identifier_preference: which identifier to send when a row has both.
     :param update_existing_only: never create a profile just to hold a segment flag (default).
-    :param snapshot_key: this snapshot's point in time (templated; default the run's data interval
-        end). A snapshot older than the applied one is skipped unless ``force=True``.
+    :param snapshot_key: this snapshot's point in time, an ISO 8601 date or date-time (templated;
+        default the run's data interval end). A snapshot older than the applied one is skipped
+        unless ``force=True``.
     :param state_namespace: the namespace of the applied state under ``state_path``
         (default: ``braze_conn_id``, i.e. one state per Braze workspace connection).
+    :param state_lease_wait: seconds a run waits for another run of the same namespace to finish
+        (runs of one namespace take turns, from reading the state to committing it) before it fails
+        and is retried.
+    :param state_lease_ttl: seconds the namespace's lease lives without renewal: a run that died is
+        taken over after about this long.
+    :param require_exclusive: on a ``state_path`` without conditional writes (not local, NFS with
+        locks or S3), refuse to run (``True``) or run without the lease and compare-and-swap after
+        a warning (``False``).
     """
 
     template_fields: Sequence[str] = (
@@ -86,6 +107,9 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         update_existing_only: bool = True,
         snapshot_key: str | None = None,
         state_namespace: str | None = None,
+        state_lease_wait: float = 600.0,
+        state_lease_ttl: float = 60.0,
+        require_exclusive: bool = True,
         resend_uncertain: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -112,31 +136,61 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         self.update_existing_only = update_existing_only
         self.snapshot_key = snapshot_key
         self.state_namespace = state_namespace
+        self.state_lease_wait = state_lease_wait
+        self.state_lease_ttl = state_lease_ttl
+        self.require_exclusive = require_exclusive
+        self._lease_settings = _lease_settings(state_lease_wait, state_lease_ttl, require_exclusive)
         self._plan: DeltaPlan | None = None
         self._store: SnapshotStore | None = None
+        self._session: NamespaceSession | None = None
+        self._ledger = ""
         self._work_dir: str | None = None
         self._key = ""
-        self._failed_attributes: set[str] = set()
         self._data_points = 0
 
     # -- engine hooks ------------------------------------------------------------------------
 
     def prepare(self, hook: BrazeHook | None, context: Context, paths: RunPaths) -> None:
-        """Work out the snapshot key and open the applied state.
+        """Check the snapshot key, then take the namespace's lease (waiting for another run of it).
 
         :param hook: the Braze hook, ``None`` in a dry run.
         :param context: the task context.
         :param paths: the run's files.
         """
-        self._key = self.snapshot_key or _interval_key(context)
-        if not self._key:
+        key, origin = (
+            (self.snapshot_key, "the snapshot_key argument") if self.snapshot_key else _interval_key(context)
+        )
+        if not key:
             raise ContractError(
                 "snapshot_key is empty and the run has no data interval, logical date or run_after: "
                 "pass snapshot_key (e.g. '{{ data_interval_end | ts }}')"
             )
+        try:
+            checked_snapshot_key(key, origin)
+        except SnapshotKeyError as exc:
+            raise ContractError(str(exc)) from None
+        self._key = key
         self._store = SnapshotStore(paths.root / "audiences", self.state_namespace or self.braze_conn_id)
-        self._failed_attributes = set()
+        self._ledger = str(paths.ledger)
         self._data_points = 0
+        if self.is_dry_run:
+            return  # a dry run reads the state, writes nothing: no lease
+        identity = task_identity(context)
+        self._session = NamespaceSession(
+            self._store, owner=_owner(identity, key), settings=self._lease_settings
+        )
+        try:
+            self._session.acquire()
+        except LeaseHeld as exc:
+            raise AirflowException(str(exc)) from None
+        except ConditionalWritesUnsupported as exc:
+            raise AirflowFailException(str(exc)) from None
+        if not self.force and not self._session.trusts_ledger(self._ledger):
+            _start_ledger_afresh(paths, identity, self.log)
+
+    def request_guard(self) -> Callable[[], None] | None:
+        """Stop before a request once the namespace's lease is lost."""
+        return self._session.check if self._session is not None else None
 
     def request_spec(self) -> RequestSpec:
         """Attribute objects in ``/users/track``; safe to resend (idempotent writes)."""
@@ -175,17 +229,7 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         )
         self._plan = plan
         counts = plan.counts
-        self.log.info(
-            "Delta for snapshot %s: %d entered, %d exited, %d unchanged, %d attribute writes for %d profiles "
-            "(a full re-sync would write %d)",
-            self._key,
-            counts.entered,
-            counts.exited,
-            counts.unchanged,
-            counts.data_points,
-            counts.profiles,
-            counts.full_resync_data_points,
-        )
+        self._log_plan(plan)
         for row in unreadable:
             yield unreadable_reject(row)
         for reject in plan.iter_rejects():
@@ -193,11 +237,13 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         if counts.duplicates:
             yield Skipped("duplicate row", counts.duplicates)
         for skipped in plan.skipped_splits:
-            self.log.warning(
-                "Split %s/%s not applied: %s", skipped.audience_id, skipped.split_id, skipped.reason
-            )
             if skipped.rows:
                 yield Skipped(f"split not applied: {skipped.reason}", skipped.rows)
+        if self._session is not None:
+            try:
+                self._session.start_writing(plan, self._ledger)
+            except LeaseLost as exc:
+                raise AirflowException(f"{exc}. Nothing was sent.") from None
         unchanged_rows = counts.rows_read - counts.rejected - counts.duplicates - counts.skipped_rows
         for update in plan.iter_updates():
             obj: dict[str, Any] = {update.identifier_kind: update.identifier, **update.attributes}
@@ -226,49 +272,140 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         :param paths: the run's files.
         """
         plan = self._plan
-        assert plan is not None and self._store is not None
-        try:
-            delta = plan.counts
-            result.update(
-                snapshot_key=self._key,
-                entered=delta.entered,
-                exited=delta.exited,
-                unchanged=delta.unchanged,
-                members=delta.members,
-                data_points=self._data_points if not self.is_dry_run else delta.data_points,
-                data_points_full_resync=delta.full_resync_data_points,
-                skipped_splits=[
-                    {"audience_id": s.audience_id, "split_id": s.split_id, "reason": s.reason}
-                    for s in plan.skipped_splits
-                ],
-                splits={
-                    key: {
-                        "entered": s.entered,
-                        "exited": s.exited,
-                        "unchanged": s.unchanged,
-                        "members": s.members,
-                    }
-                    for key, s in delta.splits.items()
-                },
+        assert plan is not None
+        result.update(self._result_fields(plan))
+        self._log_sent(plan, counts)
+        if self.is_dry_run or self._session is None:
+            result["state_committed"] = False
+            return
+        if counts.uncertain or counts.failed:
+            result["state_committed"] = False
+            self.log.warning(
+                "State not committed: %d rows uncertain; the next run recomputes the same delta "
+                "(attribute writes are idempotent).",
+                counts.uncertain,
             )
-            if self.is_dry_run:
-                result["state_committed"] = False
-                return
-            if counts.uncertain or counts.failed:
-                result["state_committed"] = False
-                self.log.warning(
-                    "State not committed: %d rows uncertain; the next run recomputes the same delta "
-                    "(attribute writes are idempotent).",
-                    counts.uncertain,
-                )
-                return
-            committed = plan.commit(self._store)
-            result["state_committed"] = True
-            self.log.info("Committed the state of %d split(s) at snapshot %s", len(committed), self._key)
+            return
+        try:
+            committed = self._session.commit(plan)
+        except (LeaseLost, StateConflict) as exc:
+            raise AirflowException(
+                f"{exc}. The profiles this run wrote stay named in its pending marker: a retry (or the "
+                "next run of this namespace) computes against the state now applied and rewrites them."
+            ) from None
+        result["state_committed"] = True
+        self.log.info("Committed the state of %d split(s) at snapshot %s", len(committed), self._key)
+        blocked = [s for s in plan.skipped_splits if s.needs_force]
+        if blocked:
+            raise AirflowFailException(
+                "; ".join(f"audience {s.audience_id!r} split {s.split_id!r}: {s.reason}" for s in blocked)
+            )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run the sync; whatever happens, close the delta, remove its files and release the lease."""
+        try:
+            return super().execute(context)
         finally:
-            plan.close()
+            self._close()
+
+    def _close(self) -> None:
+        """End the run's hold on the state: a run that lost its lease names its profiles again
+        (a no-op once committed), then the delta is closed, its files removed, the lease released."""
+        try:
+            if self._session is not None:
+                self._session.abandon(self._plan)
+            if self._plan is not None:
+                self._plan.close()
+                self._plan = None
             if self._work_dir:
                 shutil.rmtree(self._work_dir, ignore_errors=True)
+                self._work_dir = None
+        finally:
+            if self._session is not None:
+                self._session.release()
+                self._session = None
+
+    def _log_plan(self, plan: DeltaPlan) -> None:
+        """Log the skipped splits, then the delta (only when some split is applied or repaired)."""
+        for skipped in plan.skipped_splits:
+            self.log.warning(
+                "Split %s/%s not applied: %s", skipped.audience_id, skipped.split_id, skipped.reason
+            )
+        counts = plan.counts
+        if not any(s.status == "computed" for s in counts.splits.values()):
+            if counts.repaired:
+                self.log.info(
+                    "Snapshot %s applies to no split, but %d profiles an interrupted run may have changed "
+                    "are rewritten to the applied state (%d attribute writes).",
+                    self._key,
+                    counts.repaired,
+                    counts.data_points,
+                )
+            else:
+                self.log.info(
+                    "Nothing to apply from snapshot %s: every split was skipped (see above).", self._key
+                )
+            return
+        self.log.info(
+            "Delta for snapshot %s: %d profiles entered a split, %d exited, %d unchanged; %d repaired; "
+            "%d attribute writes (data points) in %d profile updates (a full re-sync would write %d)",
+            self._key,
+            counts.entered,
+            counts.exited,
+            counts.unchanged,
+            counts.repaired,
+            counts.data_points,
+            counts.profiles,
+            counts.full_resync_data_points,
+        )
+
+    def _log_sent(self, plan: DeltaPlan, counts: DeliveryCounts) -> None:
+        """One line relating ``sent`` (input rows) to the membership counts (profiles)."""
+        delta = plan.counts
+        self.log.info(
+            "Membership: %d profile updates (%d split entries, %d exits, %d repairs, %d attribute changes "
+            "= %d attribute writes). %s %d of these updates in this run, carrying sent=%d input rows (a "
+            "profile that only exited has no row; one in several splits has a row in each); %d rows "
+            "needed no update.",
+            delta.profiles,
+            delta.entered,
+            delta.exited,
+            delta.repaired,
+            delta.attribute_updates,
+            delta.data_points,
+            "A dry run would send" if self.is_dry_run else "Braze accepted",
+            counts.objects_sent,
+            counts.sent,
+            counts.skipped_reasons.get("no change to send", 0),
+        )
+
+    def _result_fields(self, plan: DeltaPlan) -> dict[str, Any]:
+        delta = plan.counts
+        return {
+            "snapshot_key": self._key,
+            "entered": delta.entered,
+            "exited": delta.exited,
+            "unchanged": delta.unchanged,
+            "repaired": delta.repaired,
+            "members": delta.members,
+            "profiles_updated": delta.profiles,
+            "data_points": self._data_points if not self.is_dry_run else delta.data_points,
+            "data_points_full_resync": delta.full_resync_data_points,
+            "skipped_splits": [
+                {"audience_id": s.audience_id, "split_id": s.split_id, "reason": s.reason}
+                for s in plan.skipped_splits
+            ],
+            "splits": {
+                key: {
+                    "entered": s.entered,
+                    "exited": s.exited,
+                    "unchanged": s.unchanged,
+                    "repaired": s.repaired,
+                    "members": s.members,
+                }
+                for key, s in delta.splits.items()
+            },
+        }
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -304,11 +441,45 @@ def _writes(obj: dict[str, Any] | None) -> int:
     return sum(1 for key in obj if key not in ("external_id", "braze_id", "_update_existing_only"))
 
 
-def _interval_key(context: Context) -> str:
-    for name in ("data_interval_end", "logical_date"):
+def _interval_key(context: Context) -> tuple[str, str]:
+    """The run's default snapshot key and where it comes from."""
+    for name, origin in (
+        ("data_interval_end", "the run's data interval end"),
+        ("logical_date", "the run's logical date"),
+    ):
         value: Any = context.get(name)
         if value is not None:
-            return str(value.isoformat())
-    dag_run = context.get("dag_run")
-    run_after = getattr(dag_run, "run_after", None)
-    return str(run_after.isoformat()) if run_after is not None else ""
+            return str(value.isoformat()), origin
+    run_after = getattr(context.get("dag_run"), "run_after", None)
+    return (str(run_after.isoformat()), "the run's run_after") if run_after is not None else ("", "")
+
+
+def _lease_settings(wait: float, ttl: float, require_exclusive: bool) -> LeaseSettings:
+    """The namespace lease's settings (grace and polling scale with the TTL)."""
+    for name, value, least in (("state_lease_wait", wait, 0.0), ("state_lease_ttl", ttl, 0.5)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= least:
+            raise ValueError(f"{name} must be a number of seconds, at least {least:g}; got {value!r}")
+    return LeaseSettings(
+        ttl=float(ttl),
+        wait=float(wait),
+        poll_interval=min(2.0, ttl / 4),
+        grace=ttl / 6,
+        require_exclusive=bool(require_exclusive),
+    )
+
+
+def _owner(identity: TaskIdentity, key: str) -> OwnerId:
+    label = f"{identity.dag_id}.{identity.task_id} {identity.run_id}, snapshot {key}"
+    return OwnerId.current(try_number=identity.try_number, label=label)
+
+
+def _start_ledger_afresh(paths: RunPaths, identity: TaskIdentity, log: Any) -> None:
+    """Another run wrote to the namespace since this task's earlier attempts: what its ledger says
+    Braze accepted may have been overwritten since, so the batches are sent again."""
+    if next(iter(read_jsonl(paths.ledger)), None) is None:
+        return  # no earlier attempt
+    Ledger(paths.ledger, run_id=identity.run_id, try_number=identity.try_number, fresh=True).close()
+    log.info(
+        "Another run wrote to this audience state since this task's earlier attempts: the batches its "
+        "ledger records as accepted are sent again (their profiles may have been rewritten since)."
+    )

@@ -246,6 +246,11 @@ class BrazeDeliveryOperator(BaseOperator):
         extra: dict[str, Any] = {k: v for k, v in result.items() if isinstance(v, (bool, int, float, str))}
         outlet_events[self.braze_asset].extra = extra
 
+    def request_guard(self) -> Callable[[], None] | None:
+        """What to call right before each request goes on the wire (``None``: nothing). What it
+        raises stops the run before that request, e.g. a lost lease on the audience state."""
+        return None
+
     def on_accepted(self, batch: Batch, dispatch_id: str | None, earlier: bool) -> None:
         """Called for each batch Braze accepted, now or in an earlier attempt.
 
@@ -264,7 +269,7 @@ class BrazeDeliveryOperator(BaseOperator):
             )
         return DeliveryEngine(
             self.request_spec(),
-            sender=HookSender(hook) if hook is not None else None,
+            sender=HookSender(hook, guard=self.request_guard()) if hook is not None else None,
             ledger=ledger,
             rejects=JsonlWriter(paths.rejects),
             log=self.log,
@@ -355,10 +360,13 @@ class HookSender:
     """Adapts :class:`BrazeHook`'s client to the engine's :class:`Sender` protocol.
 
     :param hook: the Braze hook.
+    :param guard: called right before each attempt goes on the wire, before the engine's own
+        ``before_send``; what it raises stops that request (see :meth:`BrazeDeliveryOperator.request_guard`).
     """
 
-    def __init__(self, hook: BrazeHook) -> None:
+    def __init__(self, hook: BrazeHook, *, guard: Callable[[], None] | None = None) -> None:
         self._hook = hook
+        self._guard = guard
 
     def send(
         self,
@@ -375,6 +383,8 @@ class HookSender:
         :param safe_to_retry: whether an uncertain outcome may be retried.
         :param before_send: called right before each attempt goes on the wire.
         """
+        if self._guard is not None:
+            before_send = _then(self._guard, before_send)
         return self._hook.client.send(
             "POST", endpoint, data=body, safe_to_retry=safe_to_retry, before_send=before_send
         )
@@ -383,6 +393,17 @@ class HookSender:
     def retries(self) -> int:
         """Retries the hook made so far."""
         return int(self._hook.stats.retries)
+
+
+def _then(first: Callable[[], None], second: Callable[[], None] | None) -> Callable[[], None]:
+    """Call ``first``, then ``second`` (if any)."""
+
+    def both() -> None:
+        first()
+        if second is not None:
+            second()
+
+    return both
 
 
 def default_braze_asset(kind: str, braze_conn_id: str = "braze_default") -> Asset:

@@ -14,11 +14,15 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_aiq_braze.audiences import (
     DeltaInput,
+    SnapshotKeyError,
     SnapshotStore,
+    StateConflict,
     StateError,
+    checked_snapshot_key,
     compare_snapshot_keys,
     compute_delta,
     is_older,
+    parse_snapshot_key,
 )
 from tests.audiences._support import batch, members, updates
 
@@ -37,8 +41,8 @@ def members_file(tmp_path: Path, *ids: str) -> str:
         ("2026-11-03", "2026-11-03T00:00:00+00:00", 0),
         ("2026-11-03T00:00:00Z", "2026-11-03T01:00:00+01:00", 0),
         ("2026-11-03T10:00:00", "2026-11-03T09:59:59+00:00", 1),
-        ("2026-11-10", "2026-11-9", -1),  # not ISO on one side: string order
-        ("run-0002", "run-0010", -1),
+        ("2026-11-03 10:00", "2026-11-03T10:00:00.000001Z", -1),
+        ("2026-11-03T10:00:00+0100", "2026-11-03T09:00:00z", 0),
     ],
 )
 def test_snapshot_key_order(new: str, applied: str, order: int) -> None:
@@ -46,16 +50,37 @@ def test_snapshot_key_order(new: str, applied: str, order: int) -> None:
     assert is_older(new, applied) is (order < 0)
 
 
+@pytest.mark.parametrize(
+    "key", ["None", "", "run-0002", "2026-11-9", "20261103", "2026-02-30", "2026-11-03T25:00", "2026-W45-2"]
+)
+def test_keys_that_are_not_dates_cannot_be_ordered(key: str) -> None:
+    assert parse_snapshot_key(key) is None
+    with pytest.raises(SnapshotKeyError, match=f"snapshot key '{key}' is not a date or date-time"):
+        compare_snapshot_keys(key, "2026-11-03")
+    with pytest.raises(SnapshotKeyError) as info:
+        checked_snapshot_key(key, "the snapshot_key argument")
+    assert f"snapshot key '{key}' (from the snapshot_key argument) is not a date or date-time" in str(
+        info.value
+    )
+    assert "2026-11-03T03:00:00Z" in str(info.value) and "Nothing was sent" in str(info.value)
+
+
+def test_a_key_that_is_no_string_is_refused() -> None:
+    with pytest.raises(SnapshotKeyError, match=r"snapshot key None \(from the run's data interval\)"):
+        checked_snapshot_key(None, "the run's data interval")
+
+
 def test_commit_and_load_round_trip(tmp_path: Path) -> None:
     store = SnapshotStore(ObjectStoragePath(str(tmp_path / "state")), "workspace/prod")
     assert store.load("A", "1") is None and store.splits() == []
-    assert store.commit(
+    store.commit(
         "aud/1",
         "..",
         members_file(tmp_path, "u1", "u2"),
         snapshot_key="2026-11-01",
         attribute="AIQ_x",
         members=2,
+        base=None,
     )
     applied = store.load("aud/1", "..")
     assert applied is not None
@@ -66,20 +91,58 @@ def test_commit_and_load_round_trip(tmp_path: Path) -> None:
     assert manifest["format_version"] == 1 and manifest["data_file"] == os.path.basename(applied.local_path)
 
 
-def test_commit_refuses_an_older_snapshot_unless_forced(tmp_path: Path) -> None:
+def test_commit_is_a_compare_and_swap(tmp_path: Path) -> None:
     store = SnapshotStore(f"file://{tmp_path}/state", "ns")
-    assert store.is_local
-    store.commit("A", "1", members_file(tmp_path, "u1"), snapshot_key="2026-11-03", attribute="a", members=1)
-    older = members_file(tmp_path, "u2")
-    assert not store.commit("A", "1", older, snapshot_key="2026-11-02", attribute="a", members=1)
-    assert store.applied_key("A", "1") == "2026-11-03"
-    assert store.commit("A", "1", older, snapshot_key="2026-11-02", attribute="a", members=1, force=True)
-    assert store.applied_key("A", "1") == "2026-11-02"
+    assert store.is_local and store.conditional
+    first = store.commit(
+        "A", "1", members_file(tmp_path, "u1"), snapshot_key="2026-11-03", attribute="a", members=1, base=None
+    )
+    # two runs read the same state; the first to commit wins, the second changes nothing
+    read_by_one, read_by_two = store.manifest("A", "1"), store.manifest("A", "1")
+    assert read_by_one == first
+    store.commit(
+        "A",
+        "1",
+        members_file(tmp_path, "u2"),
+        snapshot_key="2026-11-04",
+        attribute="a",
+        members=1,
+        base=read_by_one,
+    )
+    with pytest.raises(StateConflict, match=r"computed against snapshot 2026-11-03, now snapshot 2026-11-04"):
+        store.commit(
+            "A",
+            "1",
+            members_file(tmp_path, "u3"),
+            snapshot_key="2026-11-02",
+            attribute="a",
+            members=1,
+            base=read_by_two,
+        )
+    with pytest.raises(StateConflict, match="now snapshot 2026-11-04"):  # a first commit that was not first
+        store.commit(
+            "A",
+            "1",
+            members_file(tmp_path, "u3"),
+            snapshot_key="2026-11-05",
+            attribute="a",
+            members=1,
+            base=None,
+        )
+    applied = store.load("A", "1")
+    assert applied is not None and applied.snapshot_key == "2026-11-04"
+    assert pq.read_table(applied.local_path).column("identifier").to_pylist() == ["u2"]
+    data_files = [
+        p.name for p in Path(store.split_dir("A", "1").path).iterdir() if p.name.startswith("members-")
+    ]
+    assert data_files == [applied.data_file]  # the losers' data files were removed
 
 
 def test_a_crash_mid_commit_leaves_the_previous_state_readable(tmp_path: Path) -> None:
     store = SnapshotStore(str(tmp_path / "state"), "ns")
-    store.commit("A", "1", members_file(tmp_path, "u1"), snapshot_key="2026-11-01", attribute="a", members=1)
+    store.commit(
+        "A", "1", members_file(tmp_path, "u1"), snapshot_key="2026-11-01", attribute="a", members=1, base=None
+    )
     directory = Path(store.split_dir("A", "1").path)
     # what a crash leaves: a partial data file and a half-written manifest under temp names
     (directory / "members-deadbeef.parquet").write_bytes(b"PAR1 partial")
@@ -88,9 +151,19 @@ def test_a_crash_mid_commit_leaves_the_previous_state_readable(tmp_path: Path) -
     assert applied is not None and applied.snapshot_key == "2026-11-01"
     assert pq.read_table(applied.local_path).column("identifier").to_pylist() == ["u1"]
     # the next commit cleans the leftovers and the replaced data file
-    store.commit("A", "1", members_file(tmp_path, "u2"), snapshot_key="2026-11-02", attribute="a", members=1)
+    store.commit(
+        "A",
+        "1",
+        members_file(tmp_path, "u2"),
+        snapshot_key="2026-11-02",
+        attribute="a",
+        members=1,
+        base=store.manifest("A", "1"),
+    )
     names = sorted(p.name for p in directory.iterdir())
-    assert len(names) == 2 and names[0] == "manifest.json" and names[1].startswith("members-")
+    # (manifest.json.lock is the lock file of the compare-and-swap: never removed, see storage.conditional)
+    assert names[:2] == ["manifest.json", "manifest.json.lock"]
+    assert len(names) == 3 and names[2].startswith("members-")
     applied = store.load("A", "1")
     assert applied is not None and pq.read_table(applied.local_path).column("identifier").to_pylist() == [
         "u2"
@@ -99,7 +172,9 @@ def test_a_crash_mid_commit_leaves_the_previous_state_readable(tmp_path: Path) -
 
 def test_a_manifest_naming_a_missing_file_is_an_error(tmp_path: Path) -> None:
     store = SnapshotStore(str(tmp_path / "state"), "ns")
-    store.commit("A", "1", members_file(tmp_path, "u1"), snapshot_key="2026-11-01", attribute="a", members=1)
+    store.commit(
+        "A", "1", members_file(tmp_path, "u1"), snapshot_key="2026-11-01", attribute="a", members=1, base=None
+    )
     applied = store.load("A", "1")
     assert applied is not None
     os.remove(applied.local_path)

@@ -1,7 +1,10 @@
 """Run one operator's ``execute`` in a child process, so a test can SIGKILL it mid-run.
 
 Usage: ``python -m tests.operators.operator_process '<json spec>'`` where the spec holds
-``class`` (dotted path), ``kwargs``, ``run_id`` and ``try_number``. The result is printed as JSON.
+``class`` (dotted path), ``kwargs``, ``run_id`` and ``try_number``. The result is printed as JSON,
+and written to the spec's ``result_path`` when given (``{"error": "..."}`` when ``execute`` raised).
+With ``wait_for`` (a path), ``execute`` starts only once that file exists, so a test can start
+several children at the same moment after their imports.
 """
 
 from __future__ import annotations
@@ -29,24 +32,44 @@ def main() -> None:
         map_index=-1,
         try_number=spec["try_number"],
     )
-    result = operator.execute({"ti": ti, **spec.get("context", {})})
+    result_path = spec.get("result_path")
+    if spec.get("wait_for"):
+        deadline = time.monotonic() + 120
+        while not os.path.exists(spec["wait_for"]) and time.monotonic() < deadline:
+            time.sleep(0.005)
+    try:
+        result = operator.execute({"ti": ti, **spec.get("context", {})})
+    except BaseException as exc:
+        if result_path:
+            Path(result_path).write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        raise
+    if result_path:
+        Path(result_path).write_text(json.dumps(result, default=str))
     print(json.dumps(result, default=str))
 
 
-def start(spec: dict[str, Any], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start(
+    spec: dict[str, Any], env: dict[str, str], *, log_path: str | None = None
+) -> subprocess.Popen[bytes]:
     """Start the child process.
 
     :param spec: what to run.
     :param env: extra environment (the Braze connection).
+    :param log_path: a file for the child's output (the task log); discarded when omitted.
     """
     root = Path(__file__).resolve().parents[2]
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.operators.operator_process", json.dumps(spec)],
-        cwd=root,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    output: Any = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 (the child owns it)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.operators.operator_process", json.dumps(spec)],
+            cwd=root,
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+        )
+    finally:
+        if log_path:
+            output.close()
 
 
 def kill_when(process: subprocess.Popen[bytes], ready: Any, timeout: float = 60.0) -> bool:

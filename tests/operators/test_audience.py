@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 from airflow.exceptions import AirflowException
 
-from airflow_provider_aiq_braze.audiences import DeltaPlan
+try:  # Airflow 3.2+
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
+
+from airflow_provider_aiq_braze.audiences import DeltaPlan, SnapshotStore
 from airflow_provider_aiq_braze.operators.audience import BrazeAudienceMembershipOperator
 from tests.braze_sandbox import create_users
 from tests.operators.conftest import assert_invariant, read_jsonl, write_csv
@@ -230,3 +235,109 @@ def test_missing_snapshot_key_is_a_clear_error(tmp_path, users, run_task) -> Non
     )
     with pytest.raises(AirflowException, match="snapshot_key"):
         run_task(op)
+
+
+def test_a_snapshot_key_that_is_not_a_date_fails_before_anything_is_sent(tmp_path, users, run_task) -> None:
+    sandbox = users
+    before = sandbox.state.data_points
+    source = snapshot(tmp_path / "m.csv", [("A1", "S1", "u000")])
+    with pytest.raises(AirflowFailException) as info:
+        run_task(_op(tmp_path, source, "None"))  # e.g. "{{ params.day }}" with the param unset
+    message = str(info.value)
+    assert "snapshot key 'None' (from the snapshot_key argument) is not a date or date-time" in message
+    assert "2026-11-03T03:00:00Z" in message and "Nothing was sent" in message
+    assert sandbox.state.data_points == before
+    assert not (tmp_path / "state" / "audiences").exists()  # not even a lease was taken
+
+
+def test_a_split_applied_under_a_key_that_is_not_a_date_fails_the_run_with_the_fix(
+    tmp_path, users, run_task
+) -> None:
+    sandbox = users
+    day1 = snapshot(tmp_path / "d1.csv", [("A1", "S1", u) for u in USERS[:5]])
+    legacy_store = SnapshotStore(str(tmp_path / "state" / "audiences"), "braze_default")
+    run_task(_op(tmp_path, day1, "2026-11-01"))
+    # what an earlier version left after a run with an unset template parameter
+    manifest = legacy_store.split_dir("A1", "S1") / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes().replace(b'"2026-11-01"', b'"None"'))
+    members = [("A1", "S1", u) for u in USERS[:6]] + [("A2", "S1", "u100")]
+    day2 = snapshot(tmp_path / "d2.csv", members)
+    with pytest.raises(AirflowFailException) as info:
+        run_task(_op(tmp_path, day2, "2026-11-02"), run_id="scheduled__2026-11-02")
+    assert "audience 'A1' split 'S1': the applied snapshot key 'None' is not a date" in str(info.value)
+    assert "run once with force=True" in str(info.value)
+    assert sandbox.state.profile("u100")["attributes"]["AIQ_A2_S1"] is True  # the other split went through
+    assert "AIQ_A1_S1" not in sandbox.state.profile("u005")["attributes"]
+    forced = run_task(_op(tmp_path, day2, "2026-11-02", force=True), run_id="manual__fix")
+    assert forced["entered"] == 1 and sandbox.state.profile("u005")["attributes"]["AIQ_A1_S1"] is True
+    assert legacy_store.applied_key("A1", "S1") == "2026-11-02"
+
+
+def test_result_relates_rows_sent_to_profiles(tmp_path, users, run_task) -> None:
+    first = [("A1", "S1", u) for u in USERS[:10]] + [("A2", "S1", u) for u in USERS[:10]]
+    run_task(_op(tmp_path, snapshot(tmp_path / "d1.csv", first), "2026-11-01"))
+    # u000-u004 leave A1; u010-u012 join A1 and A2 (two rows each); the rest stay
+    second = [("A1", "S1", u) for u in USERS[5:13]] + [("A2", "S1", u) for u in USERS[:13]]
+    result = run_task(_op(tmp_path, snapshot(tmp_path / "d2.csv", second), "2026-11-02"))
+    assert (result["entered"], result["exited"], result["repaired"]) == (6, 5, 0)
+    assert result["profiles_updated"] == result["objects_sent"] == 8
+    # the rows behind the 8 updates: 2 rows for each of the 3 joining profiles, and one row (their
+    # A2 membership) for each of the 5 profiles that left A1 and have no A1 row any more
+    assert result["sent"] == 3 * 2 + 5
+    assert result["data_points"] == 11
+    assert_invariant(result)
+
+
+def test_a_run_waits_for_the_run_holding_the_namespace(tmp_path, users, run_task) -> None:
+    from airflow_provider_aiq_braze.delivery.ownership import LeaseSettings, LedgerLease, OwnerId
+
+    sandbox = users
+    store = SnapshotStore(str(tmp_path / "state" / "audiences"), "braze_default")
+    holder = LedgerLease(
+        store.lease_path, owner=OwnerId.current(label="a backfill"), settings=LeaseSettings(ttl=30)
+    )
+    holder.acquire()
+    try:
+        source = snapshot(tmp_path / "m.csv", [("A1", "S1", "u000")])
+        with pytest.raises(AirflowException) as info:
+            run_task(_op(tmp_path, source, "2026-11-01", state_lease_wait=1))
+    finally:
+        holder.release()
+    message = str(info.value)
+    assert "Another run owns the audience state of namespace 'braze_default'" in message
+    assert "a backfill" in message and "nothing was sent" in message
+    assert "AIQ_A1_S1" not in sandbox.state.profile("u000")["attributes"]
+    assert run_task(_op(tmp_path, source, "2026-11-01", state_lease_wait=1))["sent"] == 1
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"), [("state_lease_wait", -1), ("state_lease_ttl", 0), ("state_lease_ttl", "60")]
+)
+def test_lease_arguments_are_checked(tmp_path, argument, value) -> None:
+    with pytest.raises(ValueError, match=f"{argument} must be a number of seconds"):
+        _op(tmp_path, tmp_path / "m.csv", "2026-11-01", **{argument: value})
+
+
+def test_a_retry_after_another_run_repaired_its_profiles_sends_again(
+    tmp_path, users, run_task, mocker
+) -> None:
+    sandbox = users
+    day1 = snapshot(tmp_path / "d1.csv", [("A1", "S1", u) for u in USERS[:10]])
+    run_task(_op(tmp_path, day1, "2026-11-01"))
+    # the nightly of 11-03 delivers everything, then dies before its commit
+    day3 = snapshot(tmp_path / "d3.csv", [("A1", "S1", u) for u in USERS[10:20]])
+    mocker.patch.object(DeltaPlan, "commit", side_effect=RuntimeError("worker lost"))
+    with pytest.raises(RuntimeError, match="worker lost"):
+        run_task(_op(tmp_path, day3, "2026-11-03"), run_id="scheduled__2026-11-03")
+    mocker.stopall()
+    # a backfill of 11-02 (the same members as 11-01) undoes what the dead run wrote
+    day2 = snapshot(tmp_path / "d2.csv", [("A1", "S1", u) for u in USERS[:10]])
+    backfill = run_task(_op(tmp_path, day2, "2026-11-02"), run_id="backfill__2026-11-02")
+    assert backfill["repaired"] == 20 and backfill["entered"] == backfill["exited"] == 0
+    assert {u for u, v in _flags(sandbox, "AIQ_A1_S1").items() if v} == set(USERS[:10])
+    # the nightly's retry computes the same writes as its first try, which its ledger recorded as
+    # accepted; the backfill wrote since, so they are sent again
+    retry = run_task(_op(tmp_path, day3, "2026-11-03"), run_id="scheduled__2026-11-03", try_number=2)
+    assert retry["sent"] == 10 and retry["data_points"] == 20
+    assert {u for u, v in _flags(sandbox, "AIQ_A1_S1").items() if v} == set(USERS[10:20])
+    assert_invariant(retry)

@@ -750,8 +750,14 @@ CASES: dict[str, Case] = {
         "error",
         ("gzip",),
     ),
+    # snapshot keys are ordered time stamps: anything else is refused before anything is sent
     "audience-bad-snapshot-key": Case(
-        "audience", {"m.csv": csv_bytes(AUD, "12,1,u1\n")}, "completes", kwargs={"snapshot_key": "not a date"}
+        "audience",
+        {"m.csv": csv_bytes(AUD, "12,1,u1\n")},
+        "error",
+        ("snapshot key 'not a date' (from the snapshot_key argument) is not a date or date-time",),
+        kwargs={"snapshot_key": "not a date"},
+        names_file=False,
     ),
 }
 

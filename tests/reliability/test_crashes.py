@@ -171,7 +171,13 @@ def test_audience_killed_and_retried(trial: int, braze_sandbox_factory, monkeypa
     sandbox = braze_sandbox_factory()
     monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", connection_env(sandbox)["AIRFLOW_CONN_BRAZE_DEFAULT"])
     state = tmp_path / "state"
-    common = {"task_id": "audience", "state_path": str(state), "update_existing_only": False}
+    # a short lease: the retry takes the killed run's lease over after ~5 s instead of ~70 s
+    common = {
+        "task_id": "audience",
+        "state_path": str(state),
+        "update_existing_only": False,
+        "state_lease_ttl": 4,
+    }
     previous: set[str] = set()
     if trial % 2:
         previous = set(users[:3000])

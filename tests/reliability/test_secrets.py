@@ -181,6 +181,7 @@ def test_operator_failures_never_expose_the_key(
     monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", json.dumps(conn))
     texts = []
     for op in operators(tmp_path):
+        render(op)  # as a task run would (the audience's snapshot_key must be a time stamp)
         with pytest.raises(AirflowException) as info:
             op.execute(context(op.task_id))
         assert status in str(info.value), str(info.value)
