@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import os
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -209,7 +209,7 @@ def _flatten(source: Any) -> Iterator[SourceItem]:
             yield text
     elif isinstance(source, bytes):
         raise StagingError(f"source must be text, not bytes: {source[:200]!r}")
-    elif isinstance(source, Iterable):
+    elif isinstance(source, Iterable) and not isinstance(source, Mapping):
         for item in source:
             yield from _flatten(item)
     elif source is not None:
