@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from airflow_provider_aiq_braze.audiences.delta import (
     DEFAULT_ATTRIBUTE_TEMPLATE,
+    INPUT_KINDS,
+    MODES,
+    STATE_IDENTIFIER_COLUMNS,
     DeltaCounts,
     DeltaInput,
     DeltaPlan,
@@ -28,6 +31,9 @@ from airflow_provider_aiq_braze.audiences.state import (
 
 __all__ = [
     "DEFAULT_ATTRIBUTE_TEMPLATE",
+    "INPUT_KINDS",
+    "MODES",
+    "STATE_IDENTIFIER_COLUMNS",
     "AppliedSnapshot",
     "DeltaCounts",
     "DeltaInput",

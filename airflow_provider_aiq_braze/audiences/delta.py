@@ -27,23 +27,27 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from airflow_provider_aiq_braze import arguments
 from airflow_provider_aiq_braze.audiences.state import SnapshotStore, compare_snapshot_keys
 from airflow_provider_aiq_braze.braze.limits import MAX_STRING_VALUE_LENGTH
-from airflow_provider_aiq_braze.braze.rules import (
-    BRAZE_ID_PATTERN,
-    RESERVED_ATTRIBUTE_NAMES,
-    braze_id_problem,
-    name_problem,
-    value_problem,
+from airflow_provider_aiq_braze.braze.rules import RESERVED_ATTRIBUTE_NAMES, name_problem, value_problem
+from airflow_provider_aiq_braze.contracts.identifiers import (
+    IDENTIFIER_KINDS,
+    Refused,
+    identifier_array,
+    refusal_texts,
 )
+from airflow_provider_aiq_braze.contracts.identifiers import identifier as identifier_text
+from airflow_provider_aiq_braze.staging import json_cells_column
 
 log = logging.getLogger(__name__)
 
 InputKind = Literal["snapshot", "changes"]
 Mode = Literal["delta", "full"]
+#: The values of ``input_kind`` and ``mode``.
+INPUT_KINDS: tuple[InputKind, ...] = ("snapshot", "changes")
+MODES: tuple[Mode, ...] = ("delta", "full")
 
-#: The identifier kinds a membership row may carry, as named in Braze attribute objects.
-IDENTIFIER_KINDS = ("external_id", "braze_id")
 #: Default name of the membership attribute of a split.
 DEFAULT_ATTRIBUTE_TEMPLATE = "AIQ_{audience_id}_{split_id}"
 #: Column names the state files use for the identifier; attribute columns may not take them.
@@ -53,7 +57,7 @@ TRUE_WORDS = ("true", "1", "yes")
 FALSE_WORDS = ("false", "0", "no")
 
 # reason codes of row-level rejects (the text is made when the rejects are read)
-_NO_AUDIENCE, _NO_SPLIT, _NO_IDENTIFIER, _BAD_BRAZE_ID, _BAD_MEMBER, _BAD_VALUE = 1, 2, 3, 4, 5, 100
+_NO_AUDIENCE, _NO_SPLIT, _NO_IDENTIFIER, _NOT_AN_IDENTIFIER, _BAD_MEMBER, _BAD_VALUE = 1, 2, 3, 4, 5, 100
 
 
 class UserUpdate(NamedTuple):
@@ -286,6 +290,78 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+#: The internal names of the columns read by the identifier rule, and the one of each identifier kind.
+_ID_INTERNALS = frozenset({"c_aud", "c_split", "c_ext", "c_bid"})
+_ID_COLUMN_OF = {"external_id": "c_ext", "braze_id": "c_bid"}
+
+
+class _Identifiers:
+    """The id columns of one input batch read by the one identifier rule (vectorised).
+
+    :param batch: the input batch (JSON Lines batches mark non-string cells, see
+        :func:`~airflow_provider_aiq_braze.staging.json_cells_column`).
+    :param spec: ``(internal name, source column, required)`` of the columns read.
+    :param columns: the columns read, by internal name.
+    """
+
+    def __init__(
+        self, batch: pa.RecordBatch, spec: list[tuple[str, str, bool]], columns: dict[str, pa.Array]
+    ) -> None:
+        self._n = batch.num_rows
+        self._sources = {internal: source for internal, source, _ in spec}
+        self._read: dict[str, tuple[pa.Array, Refused, pa.Array | None]] = {}
+        names = batch.schema.names
+        for internal in _ID_INTERNALS.intersection(columns):
+            marks = json_cells_column(self._sources[internal])
+            cells = batch.column(marks) if marks in names else None
+            values, refused = identifier_array(columns[internal], cells)
+            self._read[internal] = (values, refused, cells)
+        self._raw = columns
+
+    def values(self, internal: str) -> pa.Array:
+        """The identifiers of a column (null where empty or refused; all null when not read).
+
+        :param internal: the column's internal name.
+        """
+        read = self._read.get(internal)
+        return read[0] if read is not None else pa.nulls(self._n, pa.string())
+
+    def chosen(self, preference: Sequence[str]) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """Each row's identifier kind (its position in :data:`IDENTIFIER_KINDS`), identifier, and problem.
+
+        As :func:`~airflow_provider_aiq_braze.contracts.common.pick_identifier`: the first preferred
+        kind with a value wins; a refused value met before it rejects the row. The audience and split
+        columns are read first: a refused audience or split id rejects the row too.
+
+        :param preference: identifier kinds in order of preference.
+        """
+        n = self._n
+        kind = pa.nulls(n, pa.int8())
+        chosen = pa.nulls(n, pa.string())
+        problem = pa.nulls(n, pa.string())
+        decided: Refused = False
+        order = [c for c in ("c_aud", "c_split") if c in self._read] + [_ID_COLUMN_OF[k] for k in preference]
+        for internal in order:
+            if internal not in self._read:
+                continue
+            values, refused, cells = self._read[internal]
+            if refused is not False:
+                new = refused if decided is False else pc.and_(refused, pc.invert(decided))
+                reasons = refusal_texts(self._raw[internal], cells, new, self._sources[internal])
+                problem = pc.coalesce(problem, reasons)
+                decided = new if decided is False else pc.or_(decided, new)
+            if internal in ("c_aud", "c_split"):
+                continue
+            has = (
+                pc.is_valid(values) if decided is False else pc.and_(pc.is_valid(values), pc.invert(decided))
+            )
+            position = IDENTIFIER_KINDS.index(next(k for k, c in _ID_COLUMN_OF.items() if c == internal))
+            kind = pc.if_else(has, pa.scalar(position, pa.int8()), kind)
+            chosen = pc.if_else(has, values, chosen)
+            decided = has if decided is False else pc.or_(decided, has)
+        return kind, chosen, problem
+
+
 class _Normaliser:
     """Turn the caller's batches into compact, normalised batches for DuckDB (vectorised in Arrow).
 
@@ -318,6 +394,7 @@ class _Normaliser:
             pa.field("kind", pa.int8()),
             pa.field("identifier", pa.string()),
             pa.field("alt_id", pa.string()),
+            pa.field("id_problem", pa.string()),
         ]
         internals = [internal for internal, _, _ in spec]
         if "c_member" in internals:
@@ -361,12 +438,6 @@ class _Normaliser:
         numbers = pa.array([self.pair(c >> 31, c & ((1 << 31) - 1)) for c in unique.to_pylist()], pa.int32())
         return pc.take(numbers, pc.index_in(combo, value_set=unique))
 
-    @staticmethod
-    def _clean(values: pa.Array) -> pa.Array:
-        """Trim whitespace; an empty value becomes null."""
-        trimmed = pc.utf8_trim(values, characters=" \t\n\r")
-        return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
-
     def _constant(self, value: str, texts: list[str], n: int) -> pa.Array:
         number = self.numbers(pa.array([value], pa.string()), texts)[0].as_py()
         return pa.nulls(n, pa.int32()).fill_null(number)
@@ -395,37 +466,33 @@ class _Normaliser:
             for internal, source, required in self.spec:
                 if source in names:
                     column = batch.column(source)
-                    columns[internal] = column if column.type == pa.string() else pc.cast(column, pa.string())
+                    if internal in _ID_INTERNALS or column.type == pa.string():
+                        columns[internal] = column  # ids keep their type: the identifier rule reads it
+                    else:
+                        columns[internal] = pc.cast(column, pa.string())
                 elif required:
                     where = file_col[0].as_py() if n else "input"
                     raise ValueError(f"{where}: the input has no column {source!r}")
                 else:
                     columns[internal] = pa.nulls(n, pa.string())
+            ids = _Identifiers(batch, self.spec, columns)
             if inp.audience_id is not None:
-                aud = self._constant(inp.audience_id.strip(), self.audiences, n)
+                aud = self._constant(identifier_text(inp.audience_id, "audience_id") or "", self.audiences, n)
             else:
-                aud = self.numbers(self._clean(columns["c_aud"]), self.audiences)
+                aud = self.numbers(ids.values("c_aud"), self.audiences)
             if inp.split_id is not None:
-                sid = self._constant(inp.split_id.strip(), self.split_ids, n)
+                sid = self._constant(identifier_text(inp.split_id, "split_id") or "", self.split_ids, n)
             else:
-                sid = self.numbers(self._clean(columns["c_split"]), self.split_ids)
-            ids = {
-                "external_id": self._clean(columns["c_ext"])
-                if "c_ext" in columns
-                else pa.nulls(n, pa.string()),
-                "braze_id": self._clean(columns["c_bid"]) if "c_bid" in columns else pa.nulls(n, pa.string()),
-            }
-            kind = pa.nulls(n, pa.int8())
-            identifier = pa.nulls(n, pa.string())
-            for preferred in reversed(inp.identifier_preference):
-                has = pc.is_valid(ids[preferred])
-                kind = pc.if_else(has, pa.scalar(IDENTIFIER_KINDS.index(preferred), pa.int8()), kind)
-                identifier = pc.if_else(has, ids[preferred], identifier)
+                sid = self.numbers(ids.values("c_split"), self.split_ids)
+            kind, identifier_col, problem = ids.chosen(inp.identifier_preference)
+            ids_by_kind = {kind_name: ids.values(_ID_COLUMN_OF[kind_name]) for kind_name in IDENTIFIER_KINDS}
             # the identifier not chosen (kept only for the rejects' row values)
             alt = pc.if_else(
                 pc.equal(kind, IDENTIFIER_KINDS.index("external_id")),
-                ids["braze_id"],
-                pc.if_else(pc.equal(kind, IDENTIFIER_KINDS.index("braze_id")), ids["external_id"], null_str),
+                ids_by_kind["braze_id"],
+                pc.if_else(
+                    pc.equal(kind, IDENTIFIER_KINDS.index("braze_id")), ids_by_kind["external_id"], null_str
+                ),
             )
             arrays: list[pa.Array] = [
                 self.numbers(file_col, self.files),
@@ -434,8 +501,9 @@ class _Normaliser:
                 sid,
                 self._pairs(aud, sid),
                 kind,
-                identifier,
+                identifier_col,
                 alt,
+                problem,
             ]
             if "c_member" in columns:
                 column = columns["c_member"]
@@ -458,40 +526,23 @@ class _Normaliser:
 
 
 def _check_config(inp: DeltaInput, attribute_template: str) -> None:
-    """Refuse configurations that cannot work, before reading any row."""
-    if inp.input_kind not in ("snapshot", "changes"):
-        raise ValueError(f"input_kind must be 'snapshot' or 'changes', got {inp.input_kind!r}")
+    """Refuse configurations that cannot work, before reading any row (the operator's own checks)."""
+    arguments.choice("input_kind", inp.input_kind, INPUT_KINDS)
     if inp.input_kind == "changes" and not inp.member_col:
         raise ValueError("input_kind='changes' needs member_col (the column saying member true/false)")
-    if not inp.identifier_preference:
-        raise ValueError("identifier_preference must name at least one identifier kind")
-    for kind in inp.identifier_preference:
-        if kind not in IDENTIFIER_KINDS:
-            raise ValueError(f"unknown identifier kind {kind!r}; use {', '.join(IDENTIFIER_KINDS)}")
+    for kind in arguments.identifier_preference(inp.identifier_preference):
         if _identifier_col(inp, kind) is None:
             raise ValueError(f"identifier_preference names {kind!r} but no column is configured for it")
-    if len(set(inp.identifier_preference)) != len(inp.identifier_preference):
-        raise ValueError("identifier_preference repeats a kind")
     for arg, value in (("audience_id", inp.audience_id), ("split_id", inp.split_id)):
-        if value is not None and not value.strip():
-            raise ValueError(f"{arg} must not be empty")
-    seen: set[str] = set()
-    for name in inp.attribute_columns:
-        problem = name_problem(name, what="attribute", reserved=RESERVED_ATTRIBUTE_NAMES)
-        if problem:
-            raise ValueError(f"attribute column: {problem}")
-        if name in STATE_IDENTIFIER_COLUMNS:
-            raise ValueError(f"attribute column {name!r} clashes with the state's own columns")
-        if name in seen:
-            raise ValueError(f"attribute column {name!r} is listed twice")
-        seen.add(name)
-    try:
-        attribute_template.format(audience_id="a", split_id="s")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ValueError(
-            f"attribute_template {attribute_template!r} is invalid ({exc!r}); "
-            "it may use only {audience_id} and {split_id}"
-        ) from exc
+        if value is not None:
+            arguments.identifier_argument(arg, value, optional=False)
+    arguments.attribute_columns(
+        "attribute_columns",
+        list(inp.attribute_columns),
+        reserved=STATE_IDENTIFIER_COLUMNS,
+        reserved_by="the audience state's own columns",
+    )
+    arguments.attribute_template(attribute_template)
 
 
 def _identifier_col(inp: DeltaInput, kind: str) -> str | None:
@@ -534,10 +585,8 @@ def compute_delta(
     :param memory_limit: DuckDB's memory limit; beyond it DuckDB spills to ``work_dir``.
     :param threads: DuckDB's worker threads.
     """
-    if mode not in ("delta", "full"):
-        raise ValueError(f"mode must be 'delta' or 'full', got {mode!r}")
-    if exit_value not in (False, None):
-        raise ValueError("exit_value must be False or None")
+    arguments.choice("mode", mode, MODES)
+    arguments.choice("exit_value", exit_value, (False, None))
     _check_config(inp, attribute_template)
     run_dir = os.path.join(work_dir, f"aiq-delta-{uuid.uuid4().hex[:12]}")
     os.makedirs(os.path.join(run_dir, "spill"), exist_ok=True)
@@ -656,13 +705,11 @@ class DeltaPlan:
         self._spec = spec
         normaliser = _Normaliser(inp, spec)
         self._normaliser = normaliser
-        braze = IDENTIFIER_KINDS.index("braze_id")
         checks = [
+            f"WHEN id_problem IS NOT NULL THEN {_NOT_AN_IDENTIFIER}",
             f"WHEN aud_no IS NULL THEN {_NO_AUDIENCE}",
             f"WHEN sid_no IS NULL THEN {_NO_SPLIT}",
             f"WHEN kind IS NULL THEN {_NO_IDENTIFIER}",
-            f"WHEN kind = {braze} AND NOT regexp_full_match(identifier, {_lit(BRAZE_ID_PATTERN.pattern)}) "
-            f"THEN {_BAD_BRAZE_ID}",
         ]
         if inp.input_kind == "changes":
             checks.append(f"WHEN member IS NULL THEN {_BAD_MEMBER}")
@@ -1132,8 +1179,9 @@ class DeltaPlan:
         )
         reader = self._con.sql(
             f"""
-            SELECT r.file_no, r._row, r.reason, s.problem AS split_problem, s.status AS split_status,
-                   a.text AS s_aud, i.text AS s_split, d.what, d.first_file, d.first_row{values_sql}
+            SELECT r.file_no, r._row, r.reason, r.id_problem, s.problem AS split_problem,
+                   s.status AS split_status, a.text AS s_aud, i.text AS s_split, d.what, d.first_file,
+                   d.first_row{values_sql}
             FROM rows r
             LEFT JOIN splits s ON r.pair_no = s.split_no
             LEFT JOIN audiences a ON r.aud_no = a.no
@@ -1163,8 +1211,8 @@ class DeltaPlan:
             if len(named) == 1:
                 return f"no identifier: {named[0]} is empty"
             return f"no identifier: {' and '.join(named)} are all empty"
-        if code == _BAD_BRAZE_ID:
-            return braze_id_problem(row_dict.get(inp.braze_id_col or "")) or "invalid braze_id"
+        if code == _NOT_AN_IDENTIFIER:
+            return str(rec["id_problem"])
         if code == _BAD_MEMBER:
             return (
                 f"{inp.member_col!r} value {row_dict.get(inp.member_col or '')!r} is not a boolean "

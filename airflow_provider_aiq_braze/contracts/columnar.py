@@ -22,9 +22,6 @@ SAFE_TEXT = r'^[^"\\\x00-\x1f]*$'
 #: Text ``str.strip()`` leaves unchanged (printable ASCII at both ends) and nothing to escape.
 CLEAN_TEXT = r'^[!#-\[\]-~]([^"\\\x00-\x1f]*[!#-\[\]-~])?$'
 
-#: A ``braze_id``: 24 lowercase hexadecimal digits (as ``BRAZE_ID_PATTERN``).
-BRAZE_ID = r"^[0-9a-f]{24}$"
-
 _YEAR = r"(?:19[7-9][0-9]|20[0-9][0-9])"
 _LEAP_YEAR = r"(?:19(?:7[26]|8[048]|9[26])|20(?:[02468][048]|[13579][26]))"
 _DATE = (

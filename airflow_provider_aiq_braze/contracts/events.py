@@ -9,8 +9,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from airflow_provider_aiq_braze import arguments
 from airflow_provider_aiq_braze.braze.limits import (
-    EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE,
+    EVENT_PROPERTIES_MAX_BYTES,
     MAX_KEY_LENGTH,
     MAX_STRING_VALUE_LENGTH,
 )
@@ -22,7 +23,6 @@ from airflow_provider_aiq_braze.braze.rules import (
 )
 from airflow_provider_aiq_braze.contracts import columnar as col
 from airflow_provider_aiq_braze.contracts.common import (
-    check_identifier_preference,
     not_text_problem,
     parse_timestamp,
     pick_identifier,
@@ -44,7 +44,8 @@ class EventContract:
         not one of the above).
     :param app_id_column: the optional Braze ``app_id``.
     :param identifier_preference: which identifier to send when a row has both.
-    :param properties_max_bytes: the largest serialized properties object.
+    :param properties_max_bytes: the largest serialized properties object holding arrays or objects
+        (Braze bounds no other; 100 KB in its current pages, 50 KB in older ones).
     :param update_existing_only: add ``_update_existing_only: true`` (Braze then drops events of
         unknown users instead of creating them).
     """
@@ -57,13 +58,24 @@ class EventContract:
     property_columns: Sequence[str] | None = None
     app_id_column: str | None = "app_id"
     identifier_preference: Sequence[str] = ("external_id", "braze_id")
-    properties_max_bytes: int = EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE
+    properties_max_bytes: int = EVENT_PROPERTIES_MAX_BYTES
     update_existing_only: bool = False
     _excluded: frozenset[str] = field(init=False, repr=False)
     _id_columns: dict[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.identifier_preference = check_identifier_preference(self.identifier_preference)
+        for name in ("event_name_column", "external_id_column", "braze_id_column", "timestamp_column"):
+            arguments.column_name(name, getattr(self, name))
+        for name in ("properties_column", "app_id_column"):
+            arguments.column_name(name, getattr(self, name), optional=True)
+        self.property_columns = arguments.column_names(
+            "property_columns", self.property_columns, optional=True
+        )
+        self.identifier_preference = arguments.identifier_preference(self.identifier_preference)
+        self.properties_max_bytes = arguments.whole_number(
+            "properties_max_bytes", self.properties_max_bytes, minimum=2
+        )
+        self.update_existing_only = arguments.flag("update_existing_only", self.update_existing_only)
         self._id_columns = {"external_id": self.external_id_column, "braze_id": self.braze_id_column}
         self._excluded = frozenset(
             c
@@ -167,13 +179,13 @@ class EventContract:
         if first_absent is True and len(candidates) > 1:
             first_kind, first = candidates[1]
             first_absent = col.absent(first)
-        first_ok = _clean_identifier(first_kind, first)
+        first_ok = col.clean_text(first)
         if first_absent is False or len(candidates) == 1 or first_kind == candidates[-1][0]:
             checks.append(first_ok)
             parts += [f'{{"{first_kind}":"', first, '"']
         else:
             second_kind, second = candidates[1]
-            second_ok = col.both(first_absent, _clean_identifier(second_kind, second))
+            second_ok = col.both(first_absent, col.clean_text(second))
             checks.append(col.either(first_ok, second_ok))
             parts.append(
                 col.when(
@@ -205,8 +217,9 @@ class EventContract:
         # properties: a JSON ``properties`` cell takes the row path
         if self.properties_column in columns:
             checks.append(col.absent(columns[self.properties_column]))
+        # text properties only: Braze bounds the size of properties objects holding arrays or
+        # objects, never of flat ones, so no size check is needed here
         members: list[tuple[str, pa.Array, col.Mask]] = []
-        bound = 2  # as properties_problem's upper bound of the serialized size
         names = dict.fromkeys(self.property_columns if self.property_columns is not None else columns)
         for key in names:
             if key not in columns or (self.property_columns is None and key in self._excluded):
@@ -218,12 +231,9 @@ class EventContract:
             if name_problem(key, reserved=RESERVED_EVENT_PROPERTY_NAMES) or not col.is_json_safe_key(key):
                 checks.append(empty)  # the row path rejects (or escapes) it
                 continue
-            bound += 6 * (len(key) + MAX_STRING_VALUE_LENGTH) + 6
             valid = col.both(col.safe_text(values), col.at_most_chars(values, MAX_STRING_VALUE_LENGTH))
             checks.append(col.either(empty, valid))
             members.append((key, values, empty))
-        if bound > self.properties_max_bytes:
-            return [None] * rows  # the size check needs the row path
         parts += _properties_parts(members)
         # app_id
         app_id = columns.get(self.app_id_column) if self.app_id_column else None
@@ -241,11 +251,6 @@ class EventContract:
         if valid is not True:
             text = pc.if_else(valid, text, pa.scalar(None, pa.string()))
         return text.to_pylist()  # type: ignore[no-any-return]
-
-
-def _clean_identifier(kind: str, column: pa.Array) -> col.Mask:
-    """Where a cell is an identifier of ``kind`` the row path takes unchanged."""
-    return col.matches(column, col.BRAZE_ID) if kind == "braze_id" else col.clean_text(column)
 
 
 def _properties_parts(members: list[tuple[str, pa.Array, col.Mask]]) -> list[pa.Array | str]:
