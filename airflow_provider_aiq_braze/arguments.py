@@ -22,6 +22,8 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from airflow.sdk import ObjectStoragePath
+
 from airflow_provider_aiq_braze.braze.rules import RESERVED_ATTRIBUTE_NAMES, name_problem
 from airflow_provider_aiq_braze.contracts.identifiers import IDENTIFIER_KINDS, NotAnIdentifier, identifier
 
@@ -241,7 +243,7 @@ def storage_path(name: str, value: Any, *, optional: bool = True) -> Any:
         return None
     if isinstance(value, str) and value.strip():
         return value
-    if isinstance(value, os.PathLike) and not isinstance(value, bytes):
+    if isinstance(value, os.PathLike | ObjectStoragePath):
         return value
     raise ArgumentError(
         name,
@@ -268,8 +270,8 @@ def source(value: Any) -> Any:
 
 
 def _is_path(value: Any) -> bool:
-    return (isinstance(value, str) and bool(value.strip())) or (
-        isinstance(value, os.PathLike) and not isinstance(value, bytes)
+    return (isinstance(value, str) and bool(value.strip())) or isinstance(
+        value, os.PathLike | ObjectStoragePath
     )
 
 

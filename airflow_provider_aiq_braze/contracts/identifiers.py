@@ -97,10 +97,14 @@ def _kind(value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError, RecursionError):
-        text = repr(value)
+    """The value as JSON would spell it (what most staged files hold), else as Python does."""
+    if isinstance(value, Decimal | datetime | date | time):
+        text = str(value)
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError):
+            text = repr(value)
     return text if len(text) <= 60 else text[:60] + "…"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -10,7 +11,7 @@ try:  # Airflow 3.2+
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
-from airflow.sdk import Asset, BaseOperator, XComArg
+from airflow.sdk import Asset, BaseOperator, ObjectStoragePath, XComArg
 
 from airflow_provider_aiq_braze import arguments
 from airflow_provider_aiq_braze.arguments import ContractError
@@ -348,13 +349,13 @@ _NOT_SET = object()
 def _resolved_later(value: Any) -> bool:
     """Whether Airflow gives a templated argument its final value only when the task runs.
 
-    Text is rendered by Jinja (and may come from XCom); an XComArg is resolved; a list of those is
-    both. Other values (a number, a dict, ``None``) are final as given.
+    Text is rendered by Jinja (and may come from XCom); an XComArg is resolved; so is a list holding
+    a template or an XComArg. Other values (a number, a dict, ``None``) are final as given.
 
     :param value: the argument's value as given to the constructor.
     """
-    if isinstance(value, list | tuple):
-        return bool(value) and all(_resolved_later(item) for item in value)
+    if isinstance(value, list | tuple):  # a list of paths: resolved later when any item is templated
+        return any(arguments.is_template(item) or isinstance(item, XComArg) for item in value)
     return isinstance(value, str | XComArg)
 
 
@@ -411,6 +412,10 @@ def source_assets(source: str | Sequence[str]) -> list[Asset]:
     sources = list(source) if isinstance(source, list | tuple) else [source]
     assets = []
     for item in sources:
+        if isinstance(item, ObjectStoragePath):
+            item = str(item)
+        elif isinstance(item, os.PathLike):
+            item = os.fspath(item)
         if not isinstance(item, str) or not item or arguments.is_template(item):
             return []
         if "://" in item:
