@@ -22,7 +22,7 @@ from airflow_provider_aiq_braze.delivery.batching import Batch, BodyTemplate
 from airflow_provider_aiq_braze.delivery.engine import DeliveryEngine, DeliveryFailed, RequestSpec
 from airflow_provider_aiq_braze.delivery.input import total_size
 from airflow_provider_aiq_braze.delivery.ledger import Ledger, LedgerError
-from airflow_provider_aiq_braze.delivery.paths import RunPaths, TaskIdentity, run_paths
+from airflow_provider_aiq_braze.delivery.paths import RunPaths, TaskIdentity, default_state_root, run_paths
 from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.records import Record
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
@@ -35,7 +35,7 @@ from airflow_provider_aiq_braze.staging import (
     bytes_read,
     locate,
 )
-from airflow_provider_aiq_braze.storage import JsonlWriter
+from airflow_provider_aiq_braze.storage import JsonlWriter, StorageError, check_writable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -169,6 +169,19 @@ class BrazeDeliveryOperator(BaseOperator):
                 continue
             setattr(self, attribute, check(value))
 
+    def check_locations(self) -> None:
+        """Refuse, before anything is read or sent, a ``state_path`` or ``rejects_path`` that cannot be
+        written (nothing is created): the message names the argument and the fix.
+
+        :raises StorageError: see :func:`~airflow_provider_aiq_braze.storage.check_writable`.
+        """
+        state = self.state_path or default_state_root()
+        check_writable(state, argument="state_path", conn_id=self.state_conn_id)
+        if self.rejects_path:
+            check_writable(
+                self.rejects_path, argument="rejects_path", conn_id=self.state_conn_id, is_file=True
+            )
+
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Render the templated arguments, then check them (a bad value fails the task without retry).
 
@@ -218,7 +231,8 @@ class BrazeDeliveryOperator(BaseOperator):
         started = time.monotonic()
         try:
             self.check_arguments()  # again: execute may be called without rendering (tests, direct use)
-        except ContractError as exc:
+            self.check_locations()
+        except (ContractError, StorageError) as exc:
             raise AirflowFailException(str(exc)) from None
         try:
             files = locate(
