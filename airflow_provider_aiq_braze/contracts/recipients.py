@@ -153,4 +153,4 @@ class RecipientContract:
         for key in ("external_user_id", "braze_id"):
             if key in recipient:
                 return f"{campaign}\x00{key}\x00{recipient[key]}"
-        raise ValueError("recipient without identifier")
+        raise AssertionError("a recipient object always carries its identifier")
