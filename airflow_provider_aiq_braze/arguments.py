@@ -239,8 +239,8 @@ def storage_path(name: str, value: Any, *, optional: bool = True) -> Any:
     :param value: its value.
     :param optional: whether ``None`` (the default location) is accepted.
     """
-    if value is None and optional:
-        return None
+    if optional and (value is None or (isinstance(value, str) and not value.strip())):
+        return None  # no location given (an unset template renders to ""): the default applies
     if isinstance(value, str) and value.strip():
         return value
     if isinstance(value, os.PathLike | ObjectStoragePath):
@@ -258,8 +258,8 @@ def source(value: Any) -> Any:
     :param value: the ``source`` argument.
     """
     accepted = "a path, URI, directory or glob, or a list of them (e.g. 's3://bucket/aiq/part-*.csv.gz')"
-    if _is_path(value) or (isinstance(value, str) and value.strip()):
-        return value
+    if _is_path(value) or isinstance(value, str):
+        return value  # empty text (a template that rendered nothing) is located, and refused, by locate()
     if (
         isinstance(value, list | tuple)
         and value

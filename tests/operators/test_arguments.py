@@ -181,14 +181,15 @@ def test_send_id_and_create_send_id_exclude_each_other() -> None:
 @pytest.mark.parametrize(
     ("kind", "templated", "rendered", "name"),
     [
-        ("events", {"source": "{{ params.v }}"}, "", "source"),
+        ("events", {"source": "{{ params.v }}"}, "", None),  # located, and refused, by locate()
+        ("events", {"state_path": "{{ params.v }}"}, "", None),  # no state_path: the default
         ("campaigns", {"campaign_id": "{{ params.v }}"}, " ", None),
         ("campaigns", {"trigger_properties": "{{ params.v }}"}, "[1, 2]", "trigger_properties"),
         ("campaigns", {"trigger_properties": "{{ params.v }}"}, "{not json", "trigger_properties"),
         ("campaigns", {"send_id": "{{ params.v }}"}, "x" * 80, "send_id"),
         ("campaigns", {"send_id": "é"}, "", "send_id"),
         ("audience", {"snapshot_key": "{{ params.v }}"}, "2026-11-03", None),
-        ("audience", {"state_path": "{{ params.v }}"}, "   ", "state_path"),
+        ("audience", {"state_path": "{{ params.v }}"}, "[1, 2]", None),  # text: a (relative) path
     ],
 )
 def test_templated_arguments_are_checked_once_rendered(
