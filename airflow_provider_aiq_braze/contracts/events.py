@@ -162,18 +162,54 @@ class EventContract:
         """
         rows = batch.num_rows
         columns = {name: batch.column(i) for i, name in enumerate(batch.schema.names) if name not in ignore}
-        if not all(col.is_string_column(column) for column in columns.values()):
+        name = columns.get(self.event_name_column)
+        stamp = columns.get(self.timestamp_column)
+        if name is None or stamp is None or not all(col.is_string_column(c) for c in columns.values()):
             return [None] * rows
         checks: list[col.Mask] = []
-        parts: list[pa.Array | str] = []
-        # the identifier: the first preferred kind with a value
+        parts = self._identifier_parts(columns, checks)
+        if parts is None:
+            return [None] * rows
+        checks.append(col.clean_text(name))
+        checks.append(col.negated(pc.fill_null(pc.starts_with(name, "$"), True)))
+        checks.append(col.at_most_chars(name, MAX_KEY_LENGTH))
+        checks.append(col.matches(stamp, col.UTC_TIMESTAMP))
+        parts += [',"name":"', name, '","time":"', *_time_parts(stamp), 'Z"']
+        if self.properties_column in columns:  # a JSON ``properties`` cell takes the row path
+            checks.append(col.absent(columns[self.properties_column]))
+        parts += _properties_parts(self._property_members(columns, checks))
+        app_id = columns.get(self.app_id_column) if self.app_id_column else None
+        if app_id is not None and (empty := col.absent(app_id)) is not True:
+            valid = col.both(col.clean_text(app_id), col.at_most_chars(app_id, MAX_STRING_VALUE_LENGTH))
+            checks.append(col.either(empty, valid))
+            parts.append(col.when(empty, "", col.json_member("app_id", app_id)))
+        parts.append(',"_update_existing_only":true}' if self.update_existing_only else "}")
+        plain: col.Mask = True
+        for check in checks:
+            plain = col.both(plain, check)
+        if plain is False:
+            return [None] * rows
+        text = col.concat(*parts)
+        if plain is not True:
+            text = pc.if_else(plain, text, pa.scalar(None, pa.string()))
+        return text.to_pylist()  # type: ignore[no-any-return]
+
+    def _identifier_parts(
+        self, columns: dict[str, pa.Array], checks: list[col.Mask]
+    ) -> list[pa.Array | str] | None:
+        """The opening ``{"<kind>":"<identifier>"`` of each row: the first preferred kind with a value.
+
+        :param columns: the batch's columns.
+        :param checks: where to add the rows' conditions.
+        :return: the parts, or ``None`` when the batch has no identifier column.
+        """
         candidates = [
             (kind, columns[self._id_columns[kind]])
             for kind in self.identifier_preference
             if self._id_columns[kind] in columns
         ]
         if not candidates:
-            return [None] * rows
+            return None
         first_kind, first = candidates[0]
         first_absent = col.absent(first)
         if first_absent is True and len(candidates) > 1:
@@ -182,43 +218,29 @@ class EventContract:
         first_ok = col.clean_text(first)
         if first_absent is False or len(candidates) == 1 or first_kind == candidates[-1][0]:
             checks.append(first_ok)
-            parts += [f'{{"{first_kind}":"', first, '"']
-        else:
-            second_kind, second = candidates[1]
-            second_ok = col.both(first_absent, col.clean_text(second))
-            checks.append(col.either(first_ok, second_ok))
-            parts.append(
-                col.when(
-                    first_ok,
-                    col.json_member(first_kind, first, prefix="{"),
-                    col.json_member(second_kind, second, prefix="{"),
-                )
+            return [f'{{"{first_kind}":"', first, '"']
+        second_kind, second = candidates[1]
+        second_ok = col.both(first_absent, col.clean_text(second))
+        checks.append(col.either(first_ok, second_ok))
+        return [
+            col.when(
+                first_ok,
+                col.json_member(first_kind, first, prefix="{"),
+                col.json_member(second_kind, second, prefix="{"),
             )
-        # the name
-        name = columns.get(self.event_name_column)
-        stamp = columns.get(self.timestamp_column)
-        if name is None or stamp is None:
-            return [None] * rows
-        checks.append(col.clean_text(name))
-        checks.append(col.negated(pc.fill_null(pc.starts_with(name, "$"), True)))
-        checks.append(col.at_most_chars(name, MAX_KEY_LENGTH))
-        parts += [',"name":"', name, '","time":"']
-        # the time, formatted as YYYY-MM-DDTHH:MM:SS.mmmZ
-        checks.append(col.matches(stamp, col.UTC_TIMESTAMP))
-        with_fraction = pc.fill_null(pc.equal(pc.utf8_slice_codeunits(stamp, 19, 20), "."), False)
-        parts += [
-            pc.utf8_slice_codeunits(stamp, 0, 10),
-            "T",
-            pc.utf8_slice_codeunits(stamp, 11, 19),
-            ".",
-            col.when(with_fraction, pc.utf8_slice_codeunits(stamp, 20, 23), "000"),
-            'Z"',
         ]
-        # properties: a JSON ``properties`` cell takes the row path
-        if self.properties_column in columns:
-            checks.append(col.absent(columns[self.properties_column]))
-        # text properties only: Braze bounds the size of properties objects holding arrays or
-        # objects, never of flat ones, so no size check is needed here
+
+    def _property_members(
+        self, columns: dict[str, pa.Array], checks: list[col.Mask]
+    ) -> list[tuple[str, pa.Array, col.Mask]]:
+        """The text properties of the rows: each key, its values, and where it is absent.
+
+        Braze bounds the size of properties objects holding arrays or objects, never of flat ones,
+        so no size check is needed here.
+
+        :param columns: the batch's columns.
+        :param checks: where to add the rows' conditions.
+        """
         members: list[tuple[str, pa.Array, col.Mask]] = []
         names = dict.fromkeys(self.property_columns if self.property_columns is not None else columns)
         for key in names:
@@ -234,23 +256,22 @@ class EventContract:
             valid = col.both(col.safe_text(values), col.at_most_chars(values, MAX_STRING_VALUE_LENGTH))
             checks.append(col.either(empty, valid))
             members.append((key, values, empty))
-        parts += _properties_parts(members)
-        # app_id
-        app_id = columns.get(self.app_id_column) if self.app_id_column else None
-        if app_id is not None and (empty := col.absent(app_id)) is not True:
-            valid = col.both(col.clean_text(app_id), col.at_most_chars(app_id, MAX_STRING_VALUE_LENGTH))
-            checks.append(col.either(empty, valid))
-            parts.append(col.when(empty, "", col.json_member("app_id", app_id)))
-        parts.append(',"_update_existing_only":true}' if self.update_existing_only else "}")
-        valid = True
-        for check in checks:
-            valid = col.both(valid, check)
-        if valid is False:
-            return [None] * rows
-        text = col.concat(*parts)
-        if valid is not True:
-            text = pc.if_else(valid, text, pa.scalar(None, pa.string()))
-        return text.to_pylist()  # type: ignore[no-any-return]
+        return members
+
+
+def _time_parts(stamp: pa.Array) -> list[pa.Array | str]:
+    """A time written ``YYYY-MM-DD[T ]HH:MM:SS[.fff…]`` as ``YYYY-MM-DDTHH:MM:SS.mmm`` (``Z`` follows).
+
+    :param stamp: the time column (rows not matching :data:`columnar.UTC_TIMESTAMP` are checked out).
+    """
+    with_fraction = pc.fill_null(pc.equal(pc.utf8_slice_codeunits(stamp, 19, 20), "."), False)
+    return [
+        pc.utf8_slice_codeunits(stamp, 0, 10),
+        "T",
+        pc.utf8_slice_codeunits(stamp, 11, 19),
+        ".",
+        col.when(with_fraction, pc.utf8_slice_codeunits(stamp, 20, 23), "000"),
+    ]
 
 
 def _properties_parts(members: list[tuple[str, pa.Array, col.Mask]]) -> list[pa.Array | str]:
