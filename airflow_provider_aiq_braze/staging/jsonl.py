@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from airflow_provider_aiq_braze.staging._streams import READ_ERRORS, READ_SIZE, open_binary, read_error
 from airflow_provider_aiq_braze.staging.batch import ROW_NUMBER_COLUMN, StagedBatch
+from airflow_provider_aiq_braze.staging.jsonl_arrow import arrow_jsonl_batches
 from airflow_provider_aiq_braze.staging.locate import StagedFile
 from airflow_provider_aiq_braze.staging.rows import RejectHandler, StagedRow, cut
 from airflow_provider_aiq_braze.staging.text_batches import TextBatches
@@ -196,11 +197,12 @@ def jsonl_staged_batches(
     required: Collection[str],
     any_of: Collection[Collection[str]],
     on_reject: RejectHandler,
-) -> Iterator[StagedBatch]:
+) -> Generator[StagedBatch, None, None]:
     """JSON Lines as :class:`StagedBatch` es: every object's fields (or ``columns``), types marked.
 
     Unlike :func:`jsonl_batches`, objects may have different fields: a batch's columns are all the
-    fields its objects have, in the order first met.
+    fields its objects have, in the order first met. Arrow's parser reads the leading chunks of
+    plain text objects (:mod:`.jsonl_arrow`); the Python decoder reads the rest.
 
     :param file: the staged file.
     :param columns: the only fields to read, if given (the objects are then not kept).
@@ -209,8 +211,15 @@ def jsonl_staged_batches(
     :param any_of: as for :func:`jsonl_rows`.
     :param on_reject: called with each rejected row.
     """
+    done, finished = yield from arrow_jsonl_batches(
+        file, columns, batch_size, required, any_of, JSONL_LINE_LIMIT
+    )
+    if finished:
+        return
     builder = _StagedJsonl(file.uri, columns)
     for row in jsonl_rows(file, None, required, any_of):
+        if row.row_number <= done:  # read by the fast path (always a good row)
+            continue
         if row.data is None:
             on_reject(row)
             continue
