@@ -164,12 +164,20 @@ class EventContract:
         columns = {name: batch.column(i) for i, name in enumerate(batch.schema.names) if name not in ignore}
         name = columns.get(self.event_name_column)
         stamp = columns.get(self.timestamp_column)
-        if name is None or stamp is None or not all(col.is_string_column(c) for c in columns.values()):
+        candidates = [
+            (kind, columns[self._id_columns[kind]])
+            for kind in self.identifier_preference
+            if self._id_columns[kind] in columns
+        ]
+        if (
+            name is None
+            or stamp is None
+            or not candidates
+            or not all(col.is_string_column(c) for c in columns.values())
+        ):
             return [None] * rows
         checks: list[col.Mask] = []
-        parts = self._identifier_parts(columns, checks)
-        if parts is None:
-            return [None] * rows
+        parts, _ = col.identifier_parts(candidates, checks)
         checks.append(col.clean_text(name))
         checks.append(col.negated(pc.fill_null(pc.starts_with(name, "$"), True)))
         checks.append(col.at_most_chars(name, MAX_KEY_LENGTH))
@@ -177,86 +185,21 @@ class EventContract:
         parts += [',"name":"', name, '","time":"', *_time_parts(stamp), 'Z"']
         if self.properties_column in columns:  # a JSON ``properties`` cell takes the row path
             checks.append(col.absent(columns[self.properties_column]))
-        parts += _properties_parts(self._property_members(columns, checks))
+        # text properties only: Braze bounds the size of properties objects holding arrays or
+        # objects, never of flat ones, so no size check is needed here
+        if self.property_columns is not None:
+            names: list[str] = list(dict.fromkeys(self.property_columns))
+        else:
+            names = [c for c in columns if c not in self._excluded]
+        members = col.text_members(columns, names, checks, reserved=RESERVED_EVENT_PROPERTY_NAMES)
+        parts += col.object_parts("properties", members)
         app_id = columns.get(self.app_id_column) if self.app_id_column else None
         if app_id is not None and (empty := col.absent(app_id)) is not True:
             valid = col.both(col.clean_text(app_id), col.at_most_chars(app_id, MAX_STRING_VALUE_LENGTH))
             checks.append(col.either(empty, valid))
             parts.append(col.when(empty, "", col.json_member("app_id", app_id)))
         parts.append(',"_update_existing_only":true}' if self.update_existing_only else "}")
-        plain: col.Mask = True
-        for check in checks:
-            plain = col.both(plain, check)
-        if plain is False:
-            return [None] * rows
-        text = col.concat(*parts)
-        if plain is not True:
-            text = pc.if_else(plain, text, pa.scalar(None, pa.string()))
-        return text.to_pylist()  # type: ignore[no-any-return]
-
-    def _identifier_parts(
-        self, columns: dict[str, pa.Array], checks: list[col.Mask]
-    ) -> list[pa.Array | str] | None:
-        """The opening ``{"<kind>":"<identifier>"`` of each row: the first preferred kind with a value.
-
-        :param columns: the batch's columns.
-        :param checks: where to add the rows' conditions.
-        :return: the parts, or ``None`` when the batch has no identifier column.
-        """
-        candidates = [
-            (kind, columns[self._id_columns[kind]])
-            for kind in self.identifier_preference
-            if self._id_columns[kind] in columns
-        ]
-        if not candidates:
-            return None
-        first_kind, first = candidates[0]
-        first_absent = col.absent(first)
-        if first_absent is True and len(candidates) > 1:
-            first_kind, first = candidates[1]
-            first_absent = col.absent(first)
-        first_ok = col.clean_text(first)
-        if first_absent is False or len(candidates) == 1 or first_kind == candidates[-1][0]:
-            checks.append(first_ok)
-            return [f'{{"{first_kind}":"', first, '"']
-        second_kind, second = candidates[1]
-        second_ok = col.both(first_absent, col.clean_text(second))
-        checks.append(col.either(first_ok, second_ok))
-        return [
-            col.when(
-                first_ok,
-                col.json_member(first_kind, first, prefix="{"),
-                col.json_member(second_kind, second, prefix="{"),
-            )
-        ]
-
-    def _property_members(
-        self, columns: dict[str, pa.Array], checks: list[col.Mask]
-    ) -> list[tuple[str, pa.Array, col.Mask]]:
-        """The text properties of the rows: each key, its values, and where it is absent.
-
-        Braze bounds the size of properties objects holding arrays or objects, never of flat ones,
-        so no size check is needed here.
-
-        :param columns: the batch's columns.
-        :param checks: where to add the rows' conditions.
-        """
-        members: list[tuple[str, pa.Array, col.Mask]] = []
-        names = dict.fromkeys(self.property_columns if self.property_columns is not None else columns)
-        for key in names:
-            if key not in columns or (self.property_columns is None and key in self._excluded):
-                continue
-            values = columns[key]
-            empty = col.absent(values)
-            if empty is True:
-                continue
-            if name_problem(key, reserved=RESERVED_EVENT_PROPERTY_NAMES) or not col.is_json_safe_key(key):
-                checks.append(empty)  # the row path rejects (or escapes) it
-                continue
-            valid = col.both(col.safe_text(values), col.at_most_chars(values, MAX_STRING_VALUE_LENGTH))
-            checks.append(col.either(empty, valid))
-            members.append((key, values, empty))
-        return members
+        return col.texts_where(col.all_of(checks), parts, rows)
 
 
 def _time_parts(stamp: pa.Array) -> list[pa.Array | str]:
@@ -272,22 +215,3 @@ def _time_parts(stamp: pa.Array) -> list[pa.Array | str]:
         ".",
         col.when(with_fraction, pc.utf8_slice_codeunits(stamp, 20, 23), "000"),
     ]
-
-
-def _properties_parts(members: list[tuple[str, pa.Array, col.Mask]]) -> list[pa.Array | str]:
-    """The ``"properties"`` member of each row, as parts for :func:`columnar.concat`.
-
-    :param members: each property's key, values, and where it is absent.
-    """
-    if not members:
-        return []
-    if all(empty is False for _, _, empty in members):  # every row has every property
-        parts: list[pa.Array | str] = [',"properties":{']
-        for position, (key, values, _) in enumerate(members):
-            parts += [f'{"," if position else ""}"{key}":"', values, '"']
-        return [*parts, "}"]
-    joined = col.concat(
-        *(col.when(empty, "", col.json_member(key, values)) for key, values, empty in members)
-    )
-    body = col.concat(',"properties":{', pc.utf8_slice_codeunits(joined, 1), "}")
-    return [col.when(pc.equal(joined, ""), "", body)]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import pyarrow as pa
 
 from airflow_provider_aiq_braze import arguments
 from airflow_provider_aiq_braze.braze.limits import EVENT_PROPERTIES_MAX_BYTES
 from airflow_provider_aiq_braze.braze.rules import properties_problem
+from airflow_provider_aiq_braze.contracts import columnar as col
 from airflow_provider_aiq_braze.contracts.common import ContractError, pick_identifier, properties_from_row
 from airflow_provider_aiq_braze.contracts.identifiers import NotAnIdentifier, identifier
 
@@ -143,6 +146,70 @@ class RecipientContract:
         if not self.send_to_existing_only:
             recipient["send_to_existing_only"] = False
         return campaign, recipient
+
+    def encode_batch(
+        self, batch: pa.RecordBatch, *, ignore: Collection[str] = ()
+    ) -> tuple[list[str | None], list[str | None], list[str | None]]:
+        """The JSON text, campaign and key of each row's recipient, for the rows that are plainly valid.
+
+        The columnar fast path of :meth:`to_recipient`, as
+        :meth:`~airflow_provider_aiq_braze.contracts.events.EventContract.encode_batch` is for
+        events: a row gets the exact text ``to_json(to_recipient(row)[1])`` would give; a row this
+        path is not sure about (a reject, a value to trim or escape, a ``trigger_properties`` cell,
+        attribute columns, a column that is not text) gets ``None`` and must go through
+        :meth:`to_recipient`.
+
+        :param batch: staged rows.
+        :param ignore: columns that are not part of the row (e.g. the row number column).
+        :return: per row, the recipient's JSON text, its campaign and its :meth:`recipient_key`
+            (all ``None`` for the rows to take the row path).
+        """
+        rows = batch.num_rows
+        none: list[str | None] = [None] * rows
+        nothing = (none, none, none)
+        columns = {name: batch.column(i) for i, name in enumerate(batch.schema.names) if name not in ignore}
+        candidates = [
+            (RECIPIENT_KEYS[kind], columns[self._id_columns[kind]])
+            for kind in self.identifier_preference
+            if self._id_columns[kind] in columns
+        ]
+        if (
+            not candidates
+            or self.attribute_columns
+            or not self.send_to_existing_only
+            or not all(col.is_string_column(c) for c in columns.values())
+        ):
+            return nothing
+        checks: list[col.Mask] = []
+        campaign = self._campaign_column(columns, checks)
+        if campaign is None:
+            return nothing
+        parts, identity = col.identifier_parts(candidates, checks)
+        if self.trigger_properties_column in columns:  # a JSON cell takes the row path
+            checks.append(col.absent(columns[self.trigger_properties_column]))
+        if self.property_columns is not None:
+            names: list[str] = list(dict.fromkeys(self.property_columns))
+        else:
+            names = [c for c in columns if c not in self._excluded]
+        parts += col.object_parts("trigger_properties", col.text_members(columns, names, checks))
+        valid = col.all_of(checks)
+        texts = col.texts_where(valid, [*parts, "}"], rows)
+        keys = col.texts_where(valid, [campaign, "\0", identity], rows)
+        if isinstance(campaign, str):
+            return texts, [campaign if t is not None else None for t in texts], keys
+        return texts, col.texts_where(valid, [campaign], rows), keys
+
+    def _campaign_column(self, columns: dict[str, pa.Array], checks: list[col.Mask]) -> pa.Array | str | None:
+        """Each row's campaign (its column, else ``campaign_id``), or ``None`` when no row has one."""
+        cells = columns.get(self.campaign_id_column) if self.campaign_id_column else None
+        empty = col.absent(cells) if cells is not None else True
+        if empty is True:
+            return self.campaign_id
+        checks.append(col.either(empty, col.clean_text(cells)))
+        if self.campaign_id is None:
+            checks.append(col.negated(empty))  # no campaign: the row path rejects it
+            return cells
+        return col.when(empty, self.campaign_id, cells)
 
     def recipient_key(self, campaign: str, recipient: Mapping[str, Any]) -> str:
         """What makes two rows the same recipient of the same campaign.

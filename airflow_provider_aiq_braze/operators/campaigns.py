@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import pyarrow as pa
+
 from airflow_provider_aiq_braze import arguments
 from airflow_provider_aiq_braze.braze.limits import (
     MAX_REQUEST_BYTES,
@@ -19,11 +21,11 @@ from airflow_provider_aiq_braze.delivery.engine import RequestSpec
 from airflow_provider_aiq_braze.delivery.input import read_input
 from airflow_provider_aiq_braze.delivery.paths import RunPaths
 from airflow_provider_aiq_braze.delivery.progress import Progress
-from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped
+from airflow_provider_aiq_braze.delivery.records import BatchRows, Deliverable, Record, Rejected, Skipped
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
 from airflow_provider_aiq_braze.hooks.braze import BrazeHook
 from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator
-from airflow_provider_aiq_braze.staging import StagedFile
+from airflow_provider_aiq_braze.staging import ROW_NUMBER_COLUMN, StagedBatch, StagedFile
 from airflow_provider_aiq_braze.storage import dumps
 
 if TYPE_CHECKING:
@@ -155,27 +157,49 @@ class BrazeCampaignTriggerOperator(BrazeDeliveryOperator):
     def records(self, files: list[StagedFile], progress: Progress) -> Iterator[Record]:
         """One record per staged row; a repeated recipient of a campaign is skipped.
 
+        Each staged batch is checked and serialized a batch at a time where it can be
+        (:meth:`RecipientContract.encode_batch`); the other rows go through
+        :meth:`RecipientContract.to_recipient`. Both give the same bodies for the same rows.
+
         :param files: the located input files.
         :param progress: to report each finished file.
         """
-        contract = self.contract
         seen: set[str] = set()
-        for item in read_input(files, progress, any_of_columns=[contract.identifier_columns]):
+        for item in read_input(files, progress, any_of_columns=[self.contract.identifier_columns]):
             if isinstance(item, Rejected):
                 yield item
+            else:
+                yield from self._batch_records(item, seen)
+
+    def _batch_records(self, staged: StagedBatch, seen: set[str]) -> Iterator[Record]:
+        """The recipients of one staged batch: the columnar path, the row path for the other rows.
+
+        :param staged: the batch.
+        :param seen: the recipients met so far in this run, by :meth:`RecipientContract.recipient_key`.
+        """
+        contract = self.contract
+        texts, campaigns, keys = contract.encode_batch(staged.columns)
+        if isinstance(staged.exact, pa.Array):  # JSON Lines rows whose columns do not hold them as they are
+            texts = [t if exact else None for t, exact in zip(texts, staged.exact.to_pylist(), strict=True)]
+        raw = BatchRows(staged.batch, ROW_NUMBER_COLUMN)
+        uri = staged.file
+        for index, number in enumerate(staged.row_numbers()):
+            text = texts[index]
+            if text is not None:  # positional: the fastest way to build one per row
+                yield _once(
+                    seen,
+                    str(keys[index]),
+                    Deliverable(uri, number, None, str(campaigns[index]), 1, raw, text),
+                )
                 continue
-            for number, data in zip(item.row_numbers(), item.rows(), strict=True):
-                mapped = contract.to_recipient(data)
-                if isinstance(mapped, str):
-                    yield Rejected(item.file, number, mapped, data)
-                    continue
-                campaign, recipient = mapped
-                key = contract.recipient_key(campaign, recipient)
-                if key in seen:
-                    yield Skipped("duplicate recipient for the same campaign in this run")
-                    continue
-                seen.add(key)
-                yield Deliverable(item.file, number, recipient, group=campaign, raw=data)
+            data = staged.row(index)
+            mapped = contract.to_recipient(data)
+            if isinstance(mapped, str):
+                yield Rejected(uri, number, mapped, data)
+                continue
+            campaign, recipient = mapped
+            key = contract.recipient_key(campaign, recipient)
+            yield _once(seen, key, Deliverable(uri, number, recipient, group=campaign, raw=data))
 
     def on_accepted(self, batch: Batch, dispatch_id: str | None, earlier: bool) -> None:
         """Record the recipients and ``dispatch_id`` of each accepted batch per campaign.
@@ -250,6 +274,19 @@ class BrazeCampaignTriggerOperator(BrazeDeliveryOperator):
             self._send_ids_path.write_text(json.dumps(self._send_ids))
             self.log.info("Created send_id %s for campaign %s (Braze allows 100 per day)", created, campaign)
         return self._send_ids[campaign]
+
+
+def _once(seen: set[str], key: str, recipient: Deliverable) -> Record:
+    """The recipient, or a skip when the same recipient of the same campaign came before in this run.
+
+    :param seen: the recipients met so far (updated).
+    :param key: this recipient's key.
+    :param recipient: its deliverable.
+    """
+    if key in seen:
+        return Skipped("duplicate recipient for the same campaign in this run")
+    seen.add(key)
+    return recipient
 
 
 def _checked_send_id(value: Any) -> str | None:
