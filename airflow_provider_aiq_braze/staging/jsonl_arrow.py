@@ -124,8 +124,9 @@ def _read_chunk(
         return None
     if type(first) is not dict or not first:
         return None
-    names = list(first) if columns is None else [c for c in columns if c in first]
-    if any(first[name] is not None and type(first[name]) is not str for name in names):
+    # with fixed columns, every one of them: a later object may have one the first lacks
+    names = list(first) if columns is None else list(dict.fromkeys(columns))
+    if any(first.get(name) is not None and type(first[name]) is not str for name in names):
         return None
     text = pa.array(lines, pa.binary()).cast(pa.string())  # valid UTF-8: checked above
     if columns is None:  # every object: the first one's fields, once each, in its order
@@ -148,8 +149,7 @@ def _read_chunk(
         if not set(required).issubset(first) or any(g and set(g).isdisjoint(first) for g in any_of):
             return None
         return table.combine_chunks()
-    rows = table.num_rows
-    return pa.table({c: table.column(c) if c in names else pa.nulls(rows, pa.string()) for c in columns})
+    return pa.table({c: table.column(c) for c in columns})
 
 
 def _object_pattern(fields: list[str]) -> str:

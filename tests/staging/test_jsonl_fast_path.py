@@ -181,6 +181,21 @@ def test_columns_and_required_fields(
     compare(path, columns=columns, required_columns=required, any_of_columns=any_of)
 
 
+def test_a_column_the_first_object_lacks_is_still_read(tmp_path: Path, compare: Any) -> None:
+    rows = [{"external_id": f"u{i}", **({"braze_id": f"b{i}"} if i % 3 else {})} for i in range(30)]
+    rows[10]["braze_id"] = 7  # a number: the Python path takes over there, and marks it
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(_lines(rows))
+    compare(path, columns=["external_id", "braze_id"], any_of_columns=[["external_id", "braze_id"]])
+    [file] = locate(str(path))
+    values = [
+        v
+        for staged in read_staged_batches(file, on_reject=pytest.fail, columns=["braze_id"])
+        for v in staged.columns.column("braze_id").to_pylist()
+    ]
+    assert values[:3] == [None, "b1", "b2"]
+
+
 def test_a_uniform_file_with_sparse_columns_in_fixed_mode(tmp_path: Path, compare: Any) -> None:
     rows = [{"audience_id": "A", "split_id": "1", "external_id": f"u{i}", "score": i} for i in range(100)]
     path = tmp_path / "m.jsonl"
