@@ -1,8 +1,8 @@
 """CSV read row by row with Python's ``csv`` module: every rule of the file contract, every reject.
 
 Python's ``csv.field_size_limit`` is one setting for the whole process. The reader raises it to
-:data:`CSV_FIELD_LIMIT` only while it parses (a few hundred rows at a time, never across a
-``yield``) and puts the previous value back, so no other code ever sees it changed.
+:data:`CSV_FIELD_LIMIT` only while it parses, and puts the previous value back before each row it
+hands out (and when it stops), so no code outside the parsing ever sees it changed.
 """
 
 from __future__ import annotations
@@ -14,20 +14,13 @@ from collections import Counter
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
 from typing import Any
 
-from airflow_provider_aiq_braze.staging._streams import READ_ERRORS, ScanningReader, open_binary, read_error
+from airflow_provider_aiq_braze.staging._streams import READ_ERRORS, open_binary, read_error
 from airflow_provider_aiq_braze.staging.errors import StagingError
 from airflow_provider_aiq_braze.staging.locate import StagedFile
 from airflow_provider_aiq_braze.staging.rows import StagedRow, check_columns, cut, printable, projection
 
 #: Longest CSV field, in characters. A longer one is almost always an unbalanced double quote.
 CSV_FIELD_LIMIT = 1 << 20
-
-#: Rows parsed per turn of the field limit (see the module's docstring).
-_ROWS_PER_TURN = 512
-
-#: One parsed line: the fields (or the ``csv.Error`` / read error met), the reader's line number
-#: after it, and whether a bad byte had been seen by then.
-_Parsed = tuple[list[str] | BaseException, int, bool]
 
 
 @contextlib.contextmanager
@@ -73,52 +66,36 @@ def csv_rows(
             on_header(names)
         width = len(header)
         n = 0
-        for parsed, line, dirty in _parsed(reader, scanner):
-            n += 1
-            if parsed.__class__ is list:
-                row: list[str] = parsed  # type: ignore[assignment]
-                if len(row) == width and not dirty and "" not in row:
-                    values = row if pick is None else pick(row)
-                    # widths match here, and zip(strict=True) would cost ~15% of the read
-                    yield StagedRow(uri, n, dict(zip(names, values, strict=False)))
-                elif not row:  # a blank line is not a row
-                    n -= 1
-                else:
-                    yield _odd_row(uri, n, row, width, line, dirty, names, pick)
-            elif isinstance(parsed, csv.Error):
-                yield _quoting_error(uri, n, parsed, line)
-            else:
-                assert isinstance(parsed, BaseException)
-                raise read_error(file, n - 1, parsed) from parsed
-
-
-def _parsed(reader: Any, scanner: ScanningReader) -> Iterator[_Parsed]:
-    """The lines of a CSV reader, parsed a few hundred at a time under :func:`field_limit`.
-
-    A ``csv.Error`` or a read error ends a turn and comes as the line's value (a read error also
-    ends the lines), so the lines parsed before it are handled first.
-    """
-    while True:
-        turn: list[_Parsed] = []
-        ended = False
-        with field_limit():
-            for _ in range(_ROWS_PER_TURN):
+        limit = csv.field_size_limit
+        previous = limit(CSV_FIELD_LIMIT)  # raised while parsing, put back around every yield
+        try:
+            while True:
                 try:
-                    row = next(reader)
-                except StopIteration:
-                    ended = True
+                    for row in reader:
+                        n += 1
+                        if len(row) == width and not scanner.dirty and "" not in row:
+                            values = row if pick is None else pick(row)
+                            # widths match here, and zip(strict=True) would cost ~15% of the read
+                            staged = StagedRow(uri, n, dict(zip(names, values, strict=False)))
+                        elif not row:  # a blank line is not a row
+                            n -= 1
+                            continue
+                        else:
+                            staged = _odd_row(uri, n, row, width, reader.line_num, scanner.dirty, names, pick)
+                        limit(previous)
+                        yield staged
+                        limit(CSV_FIELD_LIMIT)
                     break
                 except csv.Error as exc:
-                    turn.append((exc, reader.line_num, scanner.dirty))
-                    break
-                except READ_ERRORS as exc:
-                    turn.append((exc, reader.line_num, scanner.dirty))
-                    ended = True
-                    break
-                turn.append((row, reader.line_num, scanner.dirty))
-        yield from turn
-        if ended:
-            return
+                    n += 1
+                    staged = _quoting_error(uri, n, exc, reader.line_num)
+                    limit(previous)
+                    yield staged
+                    limit(CSV_FIELD_LIMIT)
+        except READ_ERRORS as exc:
+            raise read_error(file, n, exc) from exc
+        finally:
+            limit(previous)
 
 
 def _odd_row(
