@@ -193,6 +193,7 @@ class BrazeDeliveryOperator(BaseOperator):
             self.check_arguments()
         except ContractError as exc:
             raise AirflowFailException(str(exc)) from None
+        self._rendered_and_checked = True
 
     # -- what subclasses provide -------------------------------------------------------------
 
@@ -230,7 +231,8 @@ class BrazeDeliveryOperator(BaseOperator):
         """Read, validate, batch, send, record, and return the run's accounting."""
         started = time.monotonic()
         try:
-            self.check_arguments()  # again: execute may be called without rendering (tests, direct use)
+            if not getattr(self, "_rendered_and_checked", False):  # execute called directly, unrendered
+                self.check_arguments()
             self.check_locations()
         except (ContractError, StorageError) as exc:
             raise AirflowFailException(str(exc)) from None
