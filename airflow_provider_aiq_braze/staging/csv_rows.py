@@ -66,8 +66,8 @@ def csv_rows(
             on_header(names)
         width = len(header)
         n = 0
-        limit = csv.field_size_limit
-        previous = limit(CSV_FIELD_LIMIT)  # raised while parsing, put back around every yield
+        limit, raised = csv.field_size_limit, CSV_FIELD_LIMIT
+        previous = limit(raised)  # raised while parsing, put back around every yield
         try:
             while True:
                 try:
@@ -76,22 +76,24 @@ def csv_rows(
                         if len(row) == width and not scanner.dirty and "" not in row:
                             values = row if pick is None else pick(row)
                             # widths match here, and zip(strict=True) would cost ~15% of the read
-                            staged = StagedRow(uri, n, dict(zip(names, values, strict=False)))
-                        elif not row:  # a blank line is not a row
+                            limit(previous)
+                            yield StagedRow(uri, n, dict(zip(names, values, strict=False)))
+                            limit(raised)
+                            continue
+                        if not row:  # a blank line is not a row
                             n -= 1
                             continue
-                        else:
-                            staged = _odd_row(uri, n, row, width, reader.line_num, scanner.dirty, names, pick)
+                        odd = _odd_row(uri, n, row, width, reader.line_num, scanner.dirty, names, pick)
                         limit(previous)
-                        yield staged
-                        limit(CSV_FIELD_LIMIT)
+                        yield odd
+                        limit(raised)
                     break
                 except csv.Error as exc:
                     n += 1
                     staged = _quoting_error(uri, n, exc, reader.line_num)
                     limit(previous)
                     yield staged
-                    limit(CSV_FIELD_LIMIT)
+                    limit(raised)
         except READ_ERRORS as exc:
             raise read_error(file, n, exc) from exc
         finally:
