@@ -16,6 +16,9 @@ from airflow_provider_aiq_braze.audiences.keys import (
 )
 from airflow_provider_aiq_braze.audiences.model import (
     DEFAULT_ATTRIBUTE_TEMPLATE,
+    INPUT_KINDS,
+    MODES,
+    STATE_IDENTIFIER_COLUMNS,
     DeltaInput,
     NewStateFile,
     Reject,
@@ -33,6 +36,9 @@ from airflow_provider_aiq_braze.audiences.state import (
 
 __all__ = [
     "DEFAULT_ATTRIBUTE_TEMPLATE",
+    "INPUT_KINDS",
+    "MODES",
+    "STATE_IDENTIFIER_COLUMNS",
     "AppliedSnapshot",
     "DeltaCounts",
     "DeltaInput",

@@ -13,14 +13,16 @@ from typing import Any, Literal, NamedTuple
 
 import pyarrow as pa
 
+from airflow_provider_aiq_braze import arguments
 from airflow_provider_aiq_braze.audiences.state import Manifest
-from airflow_provider_aiq_braze.braze.rules import RESERVED_ATTRIBUTE_NAMES, name_problem
+from airflow_provider_aiq_braze.contracts.identifiers import IDENTIFIER_KINDS
 
 InputKind = Literal["snapshot", "changes"]
 Mode = Literal["delta", "full"]
+#: The values of ``input_kind`` and ``mode``.
+INPUT_KINDS: tuple[InputKind, ...] = ("snapshot", "changes")
+MODES: tuple[Mode, ...] = ("delta", "full")
 
-#: The identifier kinds a membership row may carry, as named in Braze attribute objects.
-IDENTIFIER_KINDS = ("external_id", "braze_id")
 #: Default name of the membership attribute of a split.
 DEFAULT_ATTRIBUTE_TEMPLATE = "AIQ_{audience_id}_{split_id}"
 #: Column names the state files use for the identifier; attribute columns may not take them.
@@ -197,43 +199,24 @@ def check_config(inp: DeltaInput, *, mode: str, exit_value: object, attribute_te
     :param attribute_template: the membership attribute's template.
     :raises ValueError: naming the argument and what it accepts.
     """
-    if mode not in ("delta", "full"):
-        raise ValueError(f"mode must be 'delta' or 'full', got {mode!r}")
-    if exit_value not in (False, None):
-        raise ValueError("exit_value must be False or None")
-    if inp.input_kind not in ("snapshot", "changes"):
-        raise ValueError(f"input_kind must be 'snapshot' or 'changes', got {inp.input_kind!r}")
+    arguments.choice("mode", mode, MODES)
+    arguments.choice("exit_value", exit_value, (False, None))
+    arguments.choice("input_kind", inp.input_kind, INPUT_KINDS)
     if inp.input_kind == "changes" and not inp.member_col:
         raise ValueError("input_kind='changes' needs member_col (the column saying member true/false)")
-    if not inp.identifier_preference:
-        raise ValueError("identifier_preference must name at least one identifier kind")
-    for kind in inp.identifier_preference:
-        if kind not in IDENTIFIER_KINDS:
-            raise ValueError(f"unknown identifier kind {kind!r}; use {', '.join(IDENTIFIER_KINDS)}")
+    for kind in arguments.identifier_preference(inp.identifier_preference):
         if identifier_column(inp, kind) is None:
             raise ValueError(f"identifier_preference names {kind!r} but no column is configured for it")
-    if len(set(inp.identifier_preference)) != len(inp.identifier_preference):
-        raise ValueError("identifier_preference repeats a kind")
     for arg, value in (("audience_id", inp.audience_id), ("split_id", inp.split_id)):
-        if value is not None and not value.strip():
-            raise ValueError(f"{arg} must not be empty")
-    seen: set[str] = set()
-    for name in inp.attribute_columns:
-        problem = name_problem(name, what="attribute", reserved=RESERVED_ATTRIBUTE_NAMES)
-        if problem:
-            raise ValueError(f"attribute column: {problem}")
-        if name in STATE_IDENTIFIER_COLUMNS:
-            raise ValueError(f"attribute column {name!r} clashes with the state's own columns")
-        if name in seen:
-            raise ValueError(f"attribute column {name!r} is listed twice")
-        seen.add(name)
-    try:
-        attribute_template.format(audience_id="a", split_id="s")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ValueError(
-            f"attribute_template {attribute_template!r} is invalid ({exc!r}); "
-            "it may use only {audience_id} and {split_id}"
-        ) from exc
+        if value is not None:
+            arguments.identifier_argument(arg, value, optional=False)
+    arguments.attribute_columns(
+        "attribute_columns",
+        list(inp.attribute_columns),
+        reserved=STATE_IDENTIFIER_COLUMNS,
+        reserved_by="the audience state's own columns",
+    )
+    arguments.attribute_template(attribute_template)
 
 
 def identifier_column(inp: DeltaInput, kind: str) -> str | None:

@@ -16,12 +16,11 @@ from airflow_provider_aiq_braze.audiences.model import (
     Reject,
     identifier_column,
 )
-from airflow_provider_aiq_braze.audiences.sql import literal
 from airflow_provider_aiq_braze.braze.limits import MAX_STRING_VALUE_LENGTH
-from airflow_provider_aiq_braze.braze.rules import BRAZE_ID_PATTERN, braze_id_problem, value_problem
+from airflow_provider_aiq_braze.braze.rules import value_problem
 
 # reason codes of row-level rejects (the text is made when the rejects are read)
-_NO_AUDIENCE, _NO_SPLIT, _NO_IDENTIFIER, _BAD_BRAZE_ID, _BAD_MEMBER, _BAD_VALUE = 1, 2, 3, 4, 5, 100
+_NO_AUDIENCE, _NO_SPLIT, _NO_IDENTIFIER, _NOT_AN_IDENTIFIER, _BAD_MEMBER, _BAD_VALUE = 1, 2, 3, 4, 5, 100
 
 
 def row_checks(inp: DeltaInput, attr_internal: list[str]) -> str:
@@ -30,13 +29,11 @@ def row_checks(inp: DeltaInput, attr_internal: list[str]) -> str:
     :param inp: the input description.
     :param attr_internal: the internal names of the attribute columns (``v0``, ``v1``, …).
     """
-    braze = IDENTIFIER_KINDS.index("braze_id")
     checks = [
+        f"WHEN id_problem IS NOT NULL THEN {_NOT_AN_IDENTIFIER}",
         f"WHEN aud_no IS NULL THEN {_NO_AUDIENCE}",
         f"WHEN sid_no IS NULL THEN {_NO_SPLIT}",
         f"WHEN kind IS NULL THEN {_NO_IDENTIFIER}",
-        f"WHEN kind = {braze} AND NOT regexp_full_match(identifier, {literal(BRAZE_ID_PATTERN.pattern)}) "
-        f"THEN {_BAD_BRAZE_ID}",
     ]
     if inp.input_kind == "changes":
         checks.append(f"WHEN member IS NULL THEN {_BAD_MEMBER}")
@@ -77,8 +74,9 @@ def iter_rejects(
     )
     reader = con.sql(
         f"""
-        SELECT r.file_no, r._row, r.reason, s.problem AS split_problem, s.status AS split_status,
-               a.text AS s_aud, i.text AS s_split, d.what, d.first_file, d.first_row{values_sql}
+        SELECT r.file_no, r._row, r.reason, r.id_problem, s.problem AS split_problem,
+               s.status AS split_status, a.text AS s_aud, i.text AS s_split, d.what, d.first_file,
+               d.first_row{values_sql}
         FROM rows r
         LEFT JOIN splits s ON r.pair_no = s.split_no
         LEFT JOIN audiences a ON r.aud_no = a.no
@@ -109,8 +107,8 @@ def _reason(rec: dict[str, Any], row_dict: dict[str, Any], inp: DeltaInput) -> s
         if len(named) == 1:
             return f"no identifier: {named[0]} is empty"
         return f"no identifier: {' and '.join(named)} are all empty"
-    if code == _BAD_BRAZE_ID:
-        return braze_id_problem(row_dict.get(inp.braze_id_col or "")) or "invalid braze_id"
+    if code == _NOT_AN_IDENTIFIER:
+        return str(rec["id_problem"])
     if code == _BAD_MEMBER:
         return (
             f"{inp.member_col!r} value {row_dict.get(inp.member_col or '')!r} is not a boolean "

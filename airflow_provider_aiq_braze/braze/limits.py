@@ -20,9 +20,12 @@ USERS_TRACK_MAX_OBJECTS_NEW_PRICING = 50
 #: Recipients per ``/campaigns/trigger/send`` request.
 TRIGGER_MAX_RECIPIENTS = 50
 
-#: Event properties size: the older, conservative documented limit, and the current one.
-EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE = 50 * 1024
+#: Size of an event's (or a recipient's trigger) properties object holding an array or an object:
+#: 100 KB in Braze's current pages (event_object.md, nested objects, the release notes' "can now
+#: have … up to 100 KB"), 50 KB in older ones. The default is the current one: the stricter older
+#: reading would refuse objects Braze accepts. Flat objects of scalars have no documented bound.
 EVENT_PROPERTIES_MAX_BYTES = 100 * 1024
+EVENT_PROPERTIES_MAX_BYTES_OLDER = 50 * 1024
 
 #: Keys (attribute and property names) and string values, in characters.
 MAX_KEY_LENGTH = 255

@@ -8,7 +8,6 @@ Sources: braze-docs ``_docs/_api/objects_filters/event_object.md``,
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from datetime import date, time
 from decimal import Decimal
@@ -54,9 +53,6 @@ STANDARD_ATTRIBUTE_NAMES = frozenset(
         "twitter",
     }
 )
-
-#: A ``braze_id`` is a 24-character hexadecimal object id.
-BRAZE_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
 
 
 def name_problem(
@@ -124,17 +120,19 @@ def properties_problem(
 ) -> str | None:
     """Check an event's ``properties`` or a recipient's ``trigger_properties`` object.
 
+    Braze bounds the size of a properties object only when it holds an array or an object ("Event
+    property objects that contain array or object values can have an event property payload of up
+    to 100 KB", braze-docs ``_docs/_api/objects_filters/event_object.md``; 50 KB in older pages):
+    a flat object of scalars is never refused for its size here.
+
     :param properties: the object to check.
-    :param max_bytes: the largest serialized size accepted.
+    :param max_bytes: the largest serialized size of an object holding arrays or objects.
     :param reserved: property names Braze refuses.
     :param what: what a key is, used in the reason.
     """
     if properties.__class__ is not dict and not isinstance(properties, Mapping):
         return f"{what} object must be a JSON object, got {type(properties).__name__}"
-    # Fast path for the common flat object of short strings and integers; anything unusual takes
-    # the full checks. ``bound`` is an upper bound of the serialized size (6 bytes per character
-    # covers UTF-8 and JSON escapes), so the exact size is computed only when it might matter.
-    bound = 2
+    nested = False
     for key, value in properties.items():
         if (
             key.__class__ is not str
@@ -148,28 +146,23 @@ def properties_problem(
             if problem:
                 return problem
         kind = value.__class__
-        if kind is str and len(value) <= MAX_STRING_VALUE_LENGTH:
-            bound += 6 * (len(key) + len(value)) + 6
-        elif kind is int or kind is bool or value is None:
-            bound += 6 * len(key) + 32
-        else:
-            problem = value_problem(value, where=f"{what} {key!r}")
-            if problem:
-                return problem
-            bound = max_bytes + 1
-    if bound <= max_bytes:
+        if (
+            (kind is str and len(value) <= MAX_STRING_VALUE_LENGTH)
+            or kind is int
+            or kind is bool
+            or value is None
+        ):
+            continue  # the common flat values: nothing more to check
+        problem = value_problem(value, where=f"{what} {key!r}")
+        if problem:
+            return problem
+        nested = nested or isinstance(value, list | tuple | Mapping)
+    if not nested:
         return None
     size = len(to_json(properties).encode())
     if size > max_bytes:
-        return f"{what} object is {size} bytes once serialized (the limit is {max_bytes})"
-    return None
-
-
-def braze_id_problem(braze_id: Any) -> str | None:
-    """Check the format of a ``braze_id``.
-
-    :param braze_id: the identifier to check.
-    """
-    if not isinstance(braze_id, str) or not BRAZE_ID_PATTERN.match(braze_id):
-        return f"braze_id {str(braze_id)[:40]!r} is not a 24-character hexadecimal Braze id"
+        return (
+            f"{what} object holds arrays or objects and is {size} bytes once serialized (Braze accepts at "
+            f"most {max_bytes} for such an object; see properties_max_bytes)"
+        )
     return None

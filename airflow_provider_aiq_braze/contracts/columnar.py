@@ -11,19 +11,20 @@ path serializes. Anything else is left to the row path, which decides and explai
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from airflow_provider_aiq_braze.braze.limits import MAX_STRING_VALUE_LENGTH
+from airflow_provider_aiq_braze.braze.rules import name_problem
 
 #: Nothing JSON must escape: no double quote, backslash or control character (U+0000 to U+001F).
 SAFE_TEXT = r'^[^"\\\x00-\x1f]*$'
 
 #: Text ``str.strip()`` leaves unchanged (printable ASCII at both ends) and nothing to escape.
 CLEAN_TEXT = r'^[!#-\[\]-~]([^"\\\x00-\x1f]*[!#-\[\]-~])?$'
-
-#: A ``braze_id``: 24 lowercase hexadecimal digits (as ``BRAZE_ID_PATTERN``).
-BRAZE_ID = r"^[0-9a-f]{24}$"
 
 _YEAR = r"(?:19[7-9][0-9]|20[0-9][0-9])"
 _LEAP_YEAR = r"(?:19(?:7[26]|8[048]|9[26])|20(?:[02468][048]|[13579][26]))"
@@ -198,3 +199,113 @@ def concat(*parts: pa.Array | str) -> pa.Array:
         elif not (isinstance(part, str) and not part):
             merged.append(part)
     return pc.binary_join_element_wise(*merged, "")
+
+
+def identifier_parts(
+    candidates: list[tuple[str, pa.Array]], checks: list[Mask]
+) -> tuple[list[pa.Array | str], pa.Array | str]:
+    """The opening ``{"<key>":"<identifier>"`` of each row: the first candidate with a value.
+
+    A row is plainly valid (its condition added to ``checks``) when that identifier needs no
+    trimming nor escaping; every other row takes the row path.
+
+    :param candidates: each identifier's JSON key and column, in order of preference (one or two).
+    :param checks: where to add the rows' condition.
+    :return: the parts for :func:`concat`, and each row's identity ``<key>\0<identifier>`` (what
+        tells two rows apart as the same user).
+    """
+    first_key, first = candidates[0]
+    first_absent = absent(first)
+    if first_absent is True and len(candidates) > 1:
+        first_key, first = candidates[1]
+        first_absent = absent(first)
+    first_ok = clean_text(first)
+    if first_absent is False or len(candidates) == 1 or first_key == candidates[-1][0]:
+        checks.append(first_ok)
+        return [f'{{"{first_key}":"', first, '"'], concat(f"{first_key}\0", first)
+    second_key, second = candidates[1]
+    checks.append(either(first_ok, both(first_absent, clean_text(second))))
+    opening = when(
+        first_ok, json_member(first_key, first, prefix="{"), json_member(second_key, second, prefix="{")
+    )
+    identity = when(first_ok, concat(f"{first_key}\0", first), concat(f"{second_key}\0", second))
+    return [opening], identity
+
+
+def text_members(
+    columns: dict[str, pa.Array],
+    names: Iterable[str],
+    checks: list[Mask],
+    *,
+    reserved: frozenset[str] = frozenset(),
+) -> list[tuple[str, pa.Array, Mask]]:
+    """The text members of an object (event properties, trigger properties) built from columns.
+
+    A row is plainly valid when each member is absent or text of at most 255 characters with
+    nothing to escape, under a key Braze accepts; a key the row path would reject or escape makes
+    every row holding it take the row path.
+
+    :param columns: the batch's columns.
+    :param names: the columns that become members, in order (missing ones are skipped).
+    :param checks: where to add the rows' conditions.
+    :param reserved: keys Braze refuses in this object.
+    :return: each member's key, values, and where it is absent.
+    """
+    members: list[tuple[str, pa.Array, Mask]] = []
+    for key in names:
+        values = columns.get(key)
+        if values is None:
+            continue
+        empty = absent(values)
+        if empty is True:
+            continue
+        if name_problem(key, reserved=reserved) or not is_json_safe_key(key):
+            checks.append(empty)  # the row path rejects (or escapes) it
+            continue
+        checks.append(either(empty, both(safe_text(values), at_most_chars(values, MAX_STRING_VALUE_LENGTH))))
+        members.append((key, values, empty))
+    return members
+
+
+def object_parts(key: str, members: list[tuple[str, pa.Array, Mask]]) -> list[pa.Array | str]:
+    """The ``,"<key>":{…}`` member of each row (left out where the object would be empty).
+
+    :param key: the object's key (``properties``, ``trigger_properties``).
+    :param members: each member's key, values, and where it is absent.
+    """
+    if not members:
+        return []
+    if all(empty is False for _, _, empty in members):  # every row has every member
+        parts: list[pa.Array | str] = [f',"{key}":{{']
+        for position, (name, values, _) in enumerate(members):
+            parts += [f'{"," if position else ""}"{name}":"', values, '"']
+        return [*parts, "}"]
+    joined = concat(*(when(empty, "", json_member(name, values)) for name, values, empty in members))
+    body = concat(f',"{key}":{{', pc.utf8_slice_codeunits(joined, 1), "}")
+    return [when(pc.equal(joined, ""), "", body)]
+
+
+def all_of(checks: list[Mask]) -> Mask:
+    """Row-wise AND of every mask.
+
+    :param checks: the masks.
+    """
+    result: Mask = True
+    for check in checks:
+        result = both(result, check)
+    return result
+
+
+def texts_where(valid: Mask, parts: list[pa.Array | str], rows: int) -> list[str | None]:
+    """The joined parts of each row where ``valid``, ``None`` elsewhere.
+
+    :param valid: the rows that are plainly valid.
+    :param parts: the parts for :func:`concat`.
+    :param rows: the number of rows.
+    """
+    if valid is False:
+        return [None] * rows
+    text = concat(*parts)
+    if valid is not True:
+        text = pc.if_else(valid, text, pa.scalar(None, pa.string()))
+    return text.to_pylist()  # type: ignore[no-any-return]

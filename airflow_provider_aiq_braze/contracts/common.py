@@ -8,33 +8,21 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import Any
 
-from airflow_provider_aiq_braze.braze.rules import braze_id_problem
-
-#: Identifier kinds a row may carry, and the Braze key of each in a ``/users/track`` object.
-IDENTIFIER_KINDS = ("external_id", "braze_id")
+from airflow_provider_aiq_braze.arguments import ContractError
+from airflow_provider_aiq_braze.contracts.identifiers import NotAnIdentifier, identifier
 
 _EPOCH_MS_THRESHOLD = 100_000_000_000  # numbers at or above are milliseconds (year 5138 in seconds)
 _MIN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MAX_TIME = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
-
-class ContractError(ValueError):
-    """An operator argument makes the contract unusable (raised before any row is read)."""
-
-
-def check_identifier_preference(preference: Sequence[str]) -> tuple[str, ...]:
-    """Validate an ``identifier_preference`` argument.
-
-    :param preference: identifier kinds in order of preference.
-    """
-    chosen = tuple(preference)
-    unknown = [kind for kind in chosen if kind not in IDENTIFIER_KINDS]
-    if not chosen or unknown or len(set(chosen)) != len(chosen):
-        raise ContractError(
-            f"identifier_preference must list one or both of {IDENTIFIER_KINDS} without repeats, "
-            f"got {chosen!r}"
-        )
-    return chosen
+__all__ = [
+    "ContractError",
+    "not_text_problem",
+    "parse_timestamp",
+    "pick_identifier",
+    "properties_from_row",
+    "text_or_none",
+]
 
 
 def text_or_none(value: Any) -> str | None:
@@ -72,7 +60,10 @@ def not_text_problem(value: Any, column: str) -> str | None:
 def pick_identifier(
     data: Mapping[str, Any], preference: Sequence[str], columns: Mapping[str, str]
 ) -> tuple[str, str] | str:
-    """Choose the one identifier an object carries.
+    """Choose the one identifier an object carries: the first preferred kind with a value.
+
+    Values follow the one identifier rule
+    (:func:`~airflow_provider_aiq_braze.contracts.identifiers.identifier`).
 
     :param data: the row.
     :param preference: identifier kinds in order of preference.
@@ -80,17 +71,16 @@ def pick_identifier(
     :return: ``(kind, value)``, or a reject reason.
     """
     for kind in preference:
-        cell = data.get(columns[kind])
-        if cell.__class__ is not str and cell is not None:
-            problem = not_text_problem(cell, columns[kind])
-            if problem:
-                return problem
-        value = text_or_none(cell)
+        column = columns[kind]
+        cell = data.get(column)
+        if cell.__class__ is str:  # the common case, inline
+            value: str | None = cell.strip() or None
+        else:
+            try:
+                value = identifier(cell, column)
+            except NotAnIdentifier as exc:
+                return str(exc)
         if value is not None:
-            if kind == "braze_id":
-                problem = braze_id_problem(value)
-                if problem:
-                    return problem
             return kind, value
     names = " or ".join(repr(columns[kind]) for kind in preference)
     return f"no identifier: {names} is empty"

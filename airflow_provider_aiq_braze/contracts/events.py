@@ -9,8 +9,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from airflow_provider_aiq_braze import arguments
 from airflow_provider_aiq_braze.braze.limits import (
-    EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE,
+    EVENT_PROPERTIES_MAX_BYTES,
     MAX_KEY_LENGTH,
     MAX_STRING_VALUE_LENGTH,
 )
@@ -22,7 +23,6 @@ from airflow_provider_aiq_braze.braze.rules import (
 )
 from airflow_provider_aiq_braze.contracts import columnar as col
 from airflow_provider_aiq_braze.contracts.common import (
-    check_identifier_preference,
     not_text_problem,
     parse_timestamp,
     pick_identifier,
@@ -44,7 +44,8 @@ class EventContract:
         not one of the above).
     :param app_id_column: the optional Braze ``app_id``.
     :param identifier_preference: which identifier to send when a row has both.
-    :param properties_max_bytes: the largest serialized properties object.
+    :param properties_max_bytes: the largest serialized properties object holding arrays or objects
+        (Braze bounds no other; 100 KB in its current pages, 50 KB in older ones).
     :param update_existing_only: add ``_update_existing_only: true`` (Braze then drops events of
         unknown users instead of creating them).
     """
@@ -57,13 +58,24 @@ class EventContract:
     property_columns: Sequence[str] | None = None
     app_id_column: str | None = "app_id"
     identifier_preference: Sequence[str] = ("external_id", "braze_id")
-    properties_max_bytes: int = EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE
+    properties_max_bytes: int = EVENT_PROPERTIES_MAX_BYTES
     update_existing_only: bool = False
     _excluded: frozenset[str] = field(init=False, repr=False)
     _id_columns: dict[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.identifier_preference = check_identifier_preference(self.identifier_preference)
+        for name in ("event_name_column", "external_id_column", "braze_id_column", "timestamp_column"):
+            arguments.column_name(name, getattr(self, name))
+        for name in ("properties_column", "app_id_column"):
+            arguments.column_name(name, getattr(self, name), optional=True)
+        self.property_columns = arguments.column_names(
+            "property_columns", self.property_columns, optional=True
+        )
+        self.identifier_preference = arguments.identifier_preference(self.identifier_preference)
+        self.properties_max_bytes = arguments.whole_number(
+            "properties_max_bytes", self.properties_max_bytes, minimum=2
+        )
+        self.update_existing_only = arguments.flag("update_existing_only", self.update_existing_only)
         self._id_columns = {"external_id": self.external_id_column, "braze_id": self.braze_id_column}
         self._excluded = frozenset(
             c
@@ -150,118 +162,56 @@ class EventContract:
         """
         rows = batch.num_rows
         columns = {name: batch.column(i) for i, name in enumerate(batch.schema.names) if name not in ignore}
-        if not all(col.is_string_column(column) for column in columns.values()):
-            return [None] * rows
-        checks: list[col.Mask] = []
-        parts: list[pa.Array | str] = []
-        # the identifier: the first preferred kind with a value
+        name = columns.get(self.event_name_column)
+        stamp = columns.get(self.timestamp_column)
         candidates = [
             (kind, columns[self._id_columns[kind]])
             for kind in self.identifier_preference
             if self._id_columns[kind] in columns
         ]
-        if not candidates:
+        if (
+            name is None
+            or stamp is None
+            or not candidates
+            or not all(col.is_string_column(c) for c in columns.values())
+        ):
             return [None] * rows
-        first_kind, first = candidates[0]
-        first_absent = col.absent(first)
-        if first_absent is True and len(candidates) > 1:
-            first_kind, first = candidates[1]
-            first_absent = col.absent(first)
-        first_ok = _clean_identifier(first_kind, first)
-        if first_absent is False or len(candidates) == 1 or first_kind == candidates[-1][0]:
-            checks.append(first_ok)
-            parts += [f'{{"{first_kind}":"', first, '"']
-        else:
-            second_kind, second = candidates[1]
-            second_ok = col.both(first_absent, _clean_identifier(second_kind, second))
-            checks.append(col.either(first_ok, second_ok))
-            parts.append(
-                col.when(
-                    first_ok,
-                    col.json_member(first_kind, first, prefix="{"),
-                    col.json_member(second_kind, second, prefix="{"),
-                )
-            )
-        # the name
-        name = columns.get(self.event_name_column)
-        stamp = columns.get(self.timestamp_column)
-        if name is None or stamp is None:
-            return [None] * rows
+        checks: list[col.Mask] = []
+        parts, _ = col.identifier_parts(candidates, checks)
         checks.append(col.clean_text(name))
         checks.append(col.negated(pc.fill_null(pc.starts_with(name, "$"), True)))
         checks.append(col.at_most_chars(name, MAX_KEY_LENGTH))
-        parts += [',"name":"', name, '","time":"']
-        # the time, formatted as YYYY-MM-DDTHH:MM:SS.mmmZ
         checks.append(col.matches(stamp, col.UTC_TIMESTAMP))
-        with_fraction = pc.fill_null(pc.equal(pc.utf8_slice_codeunits(stamp, 19, 20), "."), False)
-        parts += [
-            pc.utf8_slice_codeunits(stamp, 0, 10),
-            "T",
-            pc.utf8_slice_codeunits(stamp, 11, 19),
-            ".",
-            col.when(with_fraction, pc.utf8_slice_codeunits(stamp, 20, 23), "000"),
-            'Z"',
-        ]
-        # properties: a JSON ``properties`` cell takes the row path
-        if self.properties_column in columns:
+        parts += [',"name":"', name, '","time":"', *_time_parts(stamp), 'Z"']
+        if self.properties_column in columns:  # a JSON ``properties`` cell takes the row path
             checks.append(col.absent(columns[self.properties_column]))
-        members: list[tuple[str, pa.Array, col.Mask]] = []
-        bound = 2  # as properties_problem's upper bound of the serialized size
-        names = dict.fromkeys(self.property_columns if self.property_columns is not None else columns)
-        for key in names:
-            if key not in columns or (self.property_columns is None and key in self._excluded):
-                continue
-            values = columns[key]
-            empty = col.absent(values)
-            if empty is True:
-                continue
-            if name_problem(key, reserved=RESERVED_EVENT_PROPERTY_NAMES) or not col.is_json_safe_key(key):
-                checks.append(empty)  # the row path rejects (or escapes) it
-                continue
-            bound += 6 * (len(key) + MAX_STRING_VALUE_LENGTH) + 6
-            valid = col.both(col.safe_text(values), col.at_most_chars(values, MAX_STRING_VALUE_LENGTH))
-            checks.append(col.either(empty, valid))
-            members.append((key, values, empty))
-        if bound > self.properties_max_bytes:
-            return [None] * rows  # the size check needs the row path
-        parts += _properties_parts(members)
-        # app_id
+        # text properties only: Braze bounds the size of properties objects holding arrays or
+        # objects, never of flat ones, so no size check is needed here
+        if self.property_columns is not None:
+            names: list[str] = list(dict.fromkeys(self.property_columns))
+        else:
+            names = [c for c in columns if c not in self._excluded]
+        members = col.text_members(columns, names, checks, reserved=RESERVED_EVENT_PROPERTY_NAMES)
+        parts += col.object_parts("properties", members)
         app_id = columns.get(self.app_id_column) if self.app_id_column else None
         if app_id is not None and (empty := col.absent(app_id)) is not True:
             valid = col.both(col.clean_text(app_id), col.at_most_chars(app_id, MAX_STRING_VALUE_LENGTH))
             checks.append(col.either(empty, valid))
             parts.append(col.when(empty, "", col.json_member("app_id", app_id)))
         parts.append(',"_update_existing_only":true}' if self.update_existing_only else "}")
-        valid = True
-        for check in checks:
-            valid = col.both(valid, check)
-        if valid is False:
-            return [None] * rows
-        text = col.concat(*parts)
-        if valid is not True:
-            text = pc.if_else(valid, text, pa.scalar(None, pa.string()))
-        return text.to_pylist()  # type: ignore[no-any-return]
+        return col.texts_where(col.all_of(checks), parts, rows)
 
 
-def _clean_identifier(kind: str, column: pa.Array) -> col.Mask:
-    """Where a cell is an identifier of ``kind`` the row path takes unchanged."""
-    return col.matches(column, col.BRAZE_ID) if kind == "braze_id" else col.clean_text(column)
+def _time_parts(stamp: pa.Array) -> list[pa.Array | str]:
+    """A time written ``YYYY-MM-DD[T ]HH:MM:SS[.fff…]`` as ``YYYY-MM-DDTHH:MM:SS.mmm`` (``Z`` follows).
 
-
-def _properties_parts(members: list[tuple[str, pa.Array, col.Mask]]) -> list[pa.Array | str]:
-    """The ``"properties"`` member of each row, as parts for :func:`columnar.concat`.
-
-    :param members: each property's key, values, and where it is absent.
+    :param stamp: the time column (rows not matching :data:`columnar.UTC_TIMESTAMP` are checked out).
     """
-    if not members:
-        return []
-    if all(empty is False for _, _, empty in members):  # every row has every property
-        parts: list[pa.Array | str] = [',"properties":{']
-        for position, (key, values, _) in enumerate(members):
-            parts += [f'{"," if position else ""}"{key}":"', values, '"']
-        return [*parts, "}"]
-    joined = col.concat(
-        *(col.when(empty, "", col.json_member(key, values)) for key, values, empty in members)
-    )
-    body = col.concat(',"properties":{', pc.utf8_slice_codeunits(joined, 1), "}")
-    return [col.when(pc.equal(joined, ""), "", body)]
+    with_fraction = pc.fill_null(pc.equal(pc.utf8_slice_codeunits(stamp, 19, 20), "."), False)
+    return [
+        pc.utf8_slice_codeunits(stamp, 0, 10),
+        "T",
+        pc.utf8_slice_codeunits(stamp, 11, 19),
+        ".",
+        col.when(with_fraction, pc.utf8_slice_codeunits(stamp, 20, 23), "000"),
+    ]

@@ -23,7 +23,6 @@ rejects or ledger files, end the run with :class:`DeliveryFailed` naming the cau
 
 from __future__ import annotations
 
-import os
 import queue
 import sys
 import threading
@@ -51,7 +50,8 @@ from airflow_provider_aiq_braze.delivery.outcomes import STOPPING, outcome
 from airflow_provider_aiq_braze.delivery.progress import Progress, TaskLog
 from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped, materialized
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
-from airflow_provider_aiq_braze.delivery.storage import JsonlWriter, is_local
+from airflow_provider_aiq_braze.delivery.storage import JsonlWriter
+from airflow_provider_aiq_braze.storage import unwritable
 
 #: The interpreter's thread switch interval while a delivery runs (seconds).
 SENDING_SWITCH_INTERVAL = 0.05
@@ -312,7 +312,7 @@ class DeliveryEngine:
         if self._dry_run_bodies is not None:
             files.append(("dry-run file", self._dry_run_bodies.path))
         for what, path in files:
-            problem = _unwritable(path)
+            problem = unwritable(path)
             if problem is not None:
                 self._fail(_unwritable_message(what, path, problem) + " Nothing was sent.", setup=True)
                 return
@@ -556,25 +556,6 @@ class DeliveryEngine:
             }
         )
         self._log.warning("Batch %d (%d objects) is uncertain: %s", batch.seq, len(batch.items), reason)
-
-
-def _unwritable(path: ObjectStoragePath) -> str | None:
-    """Why a local file cannot be written (``None`` when it can, or when the storage is remote)."""
-    if not is_local(path):
-        return None
-    target = path.path
-    if os.path.isdir(target):
-        return "it is a directory"
-    if os.path.exists(target):
-        return None if os.access(target, os.W_OK) else "it is not writable"
-    folder = os.path.dirname(target) or "."
-    while not os.path.exists(folder):
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder):
-        return f"{folder} is a file, not a folder"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"the folder {folder} is not writable"
-    return None
 
 
 def _unwritable_message(what: str, path: ObjectStoragePath, problem: str) -> str:

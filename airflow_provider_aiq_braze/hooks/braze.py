@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 
+from airflow_provider_aiq_braze import arguments
 from airflow_provider_aiq_braze.braze.client import BrazeClient, ClientStats
 from airflow_provider_aiq_braze.braze.encoding import to_json_bytes
 from airflow_provider_aiq_braze.braze.errors import BrazeApiError, BrazeConfigError
@@ -92,23 +93,22 @@ class BrazeHook(HttpHook):
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
     ) -> None:
-        if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        braze_conn_id = str(arguments.text("braze_conn_id", braze_conn_id, what="a connection id"))
+        self._policy: dict[str, Any] = {
+            "max_connections": arguments.whole_number("max_connections", max_connections, minimum=1),
+            "max_attempts": arguments.whole_number("max_attempts", max_attempts, minimum=1),
+            "max_rate_limit_waits": arguments.whole_number(
+                "max_rate_limit_waits", max_rate_limit_waits, minimum=0
+            ),
+            "backoff_base": arguments.number("backoff_base", backoff_base, minimum=0),
+            "backoff_max": arguments.number("backoff_max", backoff_max, minimum=0),
+        }
+        self._timeout_arg = _checked_timeout(timeout)
+        self._rate_limits_arg = _checked_rate_limits(rate_limits)
         self._lock = threading.RLock()
         self._resolved_base_url: str | None = None
         super().__init__(method="POST", http_conn_id=braze_conn_id)
         self.braze_conn_id = braze_conn_id
-        self._policy: dict[str, Any] = {
-            "max_connections": max_connections,
-            "max_attempts": max_attempts,
-            "max_rate_limit_waits": max_rate_limit_waits,
-            "backoff_base": backoff_base,
-            "backoff_max": backoff_max,
-        }
-        self._timeout_arg = timeout
-        self._rate_limits_arg = dict(rate_limits) if rate_limits else {}
         self._connection: Connection | None = None
         self._settings: ClientSettings | None = None
         self._client: BrazeClient | None = None
@@ -388,6 +388,34 @@ class BrazeHook(HttpHook):
             f"Connected to Braze at {self.base_url}: the key works (campaigns.list). It lacks "
             "users.export.ids, which only this test uses."
         )
+
+
+def _checked_timeout(value: Any) -> float | tuple[float, float] | None:
+    """The hook's ``timeout`` argument: seconds, ``(connect, read)`` seconds, or ``None``."""
+    accepted = "seconds (e.g. 30), a pair (connect, read) of seconds (e.g. (10, 60)), or None"
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        if len(value) != 2:
+            raise arguments.ArgumentError("timeout", value, accepted)
+        connect, read = (arguments.number("timeout", v, minimum=0.001) for v in value)
+        return (connect, read)
+    try:
+        return arguments.number("timeout", value, minimum=0.001)
+    except arguments.ArgumentError:
+        raise arguments.ArgumentError("timeout", value, accepted) from None
+
+
+def _checked_rate_limits(value: Any) -> dict[str, RateLimit]:
+    """The hook's ``rate_limits`` argument: rate group → :class:`RateLimit`."""
+    if not value:
+        return {}
+    accepted = 'a dict of rate group → RateLimit, e.g. {"users.track": RateLimit(3000, 3)}'
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, RateLimit) for k, v in value.items()
+    ):
+        raise arguments.ArgumentError("rate_limits", value, accepted)
+    return dict(value)
 
 
 def _explain_uncertain(response: BrazeResponse, host: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pyarrow as pa
@@ -14,8 +15,13 @@ try:  # Airflow 3.2+
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
 
+from airflow_provider_aiq_braze import arguments
+from airflow_provider_aiq_braze.arguments import ContractError
 from airflow_provider_aiq_braze.audiences import (
     DEFAULT_ATTRIBUTE_TEMPLATE,
+    INPUT_KINDS,
+    MODES,
+    STATE_IDENTIFIER_COLUMNS,
     DeltaInput,
     DeltaPlan,
     SnapshotKeyError,
@@ -25,9 +31,9 @@ from airflow_provider_aiq_braze.audiences import (
     compute_delta,
 )
 from airflow_provider_aiq_braze.audiences.session import NamespaceSession
-from airflow_provider_aiq_braze.contracts.common import ContractError, check_identifier_preference
 from airflow_provider_aiq_braze.delivery.batching import Batch
 from airflow_provider_aiq_braze.delivery.engine import RequestSpec
+from airflow_provider_aiq_braze.delivery.input import read_input
 from airflow_provider_aiq_braze.delivery.ledger import Ledger
 from airflow_provider_aiq_braze.delivery.ownership import LeaseHeld, LeaseLost, LeaseSettings, OwnerId
 from airflow_provider_aiq_braze.delivery.paths import RunPaths, TaskIdentity
@@ -35,8 +41,8 @@ from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
 from airflow_provider_aiq_braze.hooks.braze import BrazeHook
-from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator, task_identity, unreadable_reject
-from airflow_provider_aiq_braze.staging import StagedFile, StagedRow, read_record_batches
+from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator, task_identity
+from airflow_provider_aiq_braze.staging import ROW_NUMBER_COLUMN, StagedFile
 from airflow_provider_aiq_braze.storage import ConditionalWritesUnsupported, read_jsonl
 
 if TYPE_CHECKING:
@@ -114,12 +120,6 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(resend_uncertain=resend_uncertain, **kwargs)
-        if input_kind not in ("snapshot", "changes"):
-            raise ValueError(f"input_kind must be 'snapshot' or 'changes', got {input_kind!r}")
-        if mode not in ("delta", "full"):
-            raise ValueError(f"mode must be 'delta' or 'full', got {mode!r}")
-        if exit_value not in (False, None):
-            raise ValueError(f"exit_value must be False or None, got {exit_value!r}")
         self.audience_id = audience_id
         self.split_id = split_id
         self.audience_id_column = audience_id_column
@@ -128,11 +128,11 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         self.braze_id_column = braze_id_column
         self.member_column = member_column
         self.input_kind = input_kind
-        self.attribute_columns = tuple(attribute_columns)
+        self.attribute_columns = attribute_columns
         self.attribute_template = attribute_template
         self.mode = mode
         self.exit_value = exit_value
-        self.identifier_preference = check_identifier_preference(identifier_preference)
+        self.identifier_preference = identifier_preference
         self.update_existing_only = update_existing_only
         self.snapshot_key = snapshot_key
         self.state_namespace = state_namespace
@@ -140,6 +140,7 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         self.state_lease_ttl = state_lease_ttl
         self.require_exclusive = require_exclusive
         self._lease_settings = _lease_settings(state_lease_wait, state_lease_ttl, require_exclusive)
+        self.check_arguments(rendered=False)
         self._plan: DeltaPlan | None = None
         self._store: SnapshotStore | None = None
         self._session: NamespaceSession | None = None
@@ -147,6 +148,37 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         self._work_dir: str | None = None
         self._key = ""
         self._data_points = 0
+
+    def argument_checks(self) -> dict[str, Callable[[Any], Any]]:
+        """The base operator's checks, plus the membership columns, kinds and modes."""
+        a = arguments
+        columns = (
+            "audience_id_column",
+            "split_id_column",
+            "external_id_column",
+            "braze_id_column",
+            "member_column",
+        )
+        return {
+            **super().argument_checks(),
+            "audience_id": lambda v: a.identifier_argument("audience_id", v),
+            "split_id": lambda v: a.identifier_argument("split_id", v),
+            **{name: partial(a.column_name, name) for name in columns},
+            "input_kind": lambda v: a.choice("input_kind", v, INPUT_KINDS),
+            "attribute_columns": lambda v: a.attribute_columns(
+                "attribute_columns",
+                v,
+                reserved=STATE_IDENTIFIER_COLUMNS,
+                reserved_by="the audience state's own columns",
+            ),
+            "attribute_template": a.attribute_template,
+            "mode": lambda v: a.choice("mode", v, MODES),
+            "exit_value": lambda v: a.choice("exit_value", v, (False, None)),
+            "identifier_preference": a.identifier_preference,
+            "update_existing_only": lambda v: a.flag("update_existing_only", v),
+            "snapshot_key": _checked_snapshot_key,
+            "state_namespace": lambda v: a.text("state_namespace", v, optional=True),
+        }
 
     # -- engine hooks ------------------------------------------------------------------------
 
@@ -203,11 +235,11 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         :param progress: to report each finished file.
         """
         assert self._store is not None
-        unreadable: list[StagedRow] = []
+        unreadable: list[Rejected] = []
         self._work_dir = tempfile.mkdtemp(prefix="aiq-braze-audience-")
         plan = compute_delta(
             DeltaInput(
-                batches=self._batches(files, unreadable),
+                batches=self._batches(files, progress, unreadable),
                 audience_col=self.audience_id_column,
                 split_col=self.split_id_column,
                 external_id_col=self.external_id_column,
@@ -230,8 +262,7 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
         self._plan = plan
         counts = plan.counts
         self._log_plan(plan)
-        for row in unreadable:
-            yield unreadable_reject(row)
+        yield from unreadable
         for reject in plan.iter_rejects():
             yield Rejected(reject.file, reject.row, reject.reason, reject.row_dict)
         if counts.duplicates:
@@ -409,7 +440,15 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _batches(self, files: list[StagedFile], unreadable: list[StagedRow]) -> Iterator[pa.RecordBatch]:
+    def _batches(
+        self, files: list[StagedFile], progress: Progress, unreadable: list[Rejected]
+    ) -> Iterator[pa.RecordBatch]:
+        """The membership rows for the delta: the shared input path, plus ``_file`` and ``_row``.
+
+        :param files: the located input files.
+        :param progress: to report each finished file.
+        :param unreadable: collects the rows the readers could not read.
+        """
         columns = [
             c
             for c in (
@@ -423,16 +462,26 @@ class BrazeAudienceMembershipOperator(BrazeDeliveryOperator):
             if c
         ]
         required = [c for c in columns if c not in (self.external_id_column, self.braze_id_column)]
-        for file in files:
-            for batch in read_record_batches(
-                file,
-                columns=columns,
-                required_columns=required,
-                any_of_columns=[[self.external_id_column, self.braze_id_column]],
-                on_reject=unreadable.append,
-                row_number_column="_row",
-            ):
-                yield batch.append_column("_file", pa.array([file.uri] * batch.num_rows, pa.string()))
+        staged = read_input(
+            files,
+            progress,
+            columns=columns,
+            required_columns=required,
+            any_of_columns=[[self.external_id_column, self.braze_id_column]],
+        )
+        for item in staged:
+            if isinstance(item, Rejected):
+                unreadable.append(item)
+                continue
+            batch = item.with_json_cells().append_column("_row", item.batch.column(ROW_NUMBER_COLUMN))
+            yield batch.append_column("_file", pa.array([item.file] * item.num_rows, pa.string()))
+
+
+def _checked_snapshot_key(value: Any) -> str | None:
+    """``snapshot_key``: text (rendered from a template) or ``None`` for the run's data interval end."""
+    if value is None or isinstance(value, str):
+        return value
+    raise arguments.ArgumentError("snapshot_key", value, "text such as '2026-11-03T00:00:00+00:00', or None")
 
 
 def _writes(obj: dict[str, Any] | None) -> int:

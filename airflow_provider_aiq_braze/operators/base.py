@@ -2,51 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
-
-import pyarrow as pa
 
 try:  # Airflow 3.2+
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
-from airflow.sdk import Asset, BaseOperator
+from airflow.sdk import Asset, BaseOperator, ObjectStoragePath, XComArg
 
+from airflow_provider_aiq_braze import arguments
+from airflow_provider_aiq_braze.arguments import ContractError
 from airflow_provider_aiq_braze.braze.errors import BrazeConfigError
 from airflow_provider_aiq_braze.braze.limits import MAX_REQUEST_BYTES
 from airflow_provider_aiq_braze.braze.responses import BrazeResponse
-from airflow_provider_aiq_braze.contracts.common import ContractError
 from airflow_provider_aiq_braze.delivery.batching import Batch, BodyTemplate
 from airflow_provider_aiq_braze.delivery.engine import DeliveryEngine, DeliveryFailed, RequestSpec
+from airflow_provider_aiq_braze.delivery.input import total_size
 from airflow_provider_aiq_braze.delivery.ledger import Ledger, LedgerError
-from airflow_provider_aiq_braze.delivery.paths import RunPaths, TaskIdentity, run_paths
+from airflow_provider_aiq_braze.delivery.paths import RunPaths, TaskIdentity, default_state_root, run_paths
 from airflow_provider_aiq_braze.delivery.progress import Progress
-from airflow_provider_aiq_braze.delivery.records import Record, Rejected
+from airflow_provider_aiq_braze.delivery.records import Record
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
 from airflow_provider_aiq_braze.hooks.braze import BrazeHook
 from airflow_provider_aiq_braze.staging import (
+    COMPRESSIONS,
+    FORMATS,
     StagedFile,
-    StagedRow,
     StagingError,
     bytes_read,
     locate,
-    read_record_batches,
-    read_rows,
 )
-from airflow_provider_aiq_braze.storage import JsonlWriter
+from airflow_provider_aiq_braze.storage import JsonlWriter, StorageError, check_writable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-#: The column :meth:`BrazeDeliveryOperator.read_staged_batches` adds with each row's number
-#: (a name no staged file can have: CSV and JSON Lines headers cannot hold a NUL character).
-ROW_NUMBER_COLUMN = "\0row_number"
-
-#: Rows per record batch the operators process at a time: large enough that the per-batch cost of
-#: Arrow compute calls vanishes, small enough that a batch's intermediate columns stay a few MB.
-STAGED_BATCH_ROWS = 16_384
 
 #: Default for ``max_reject_ratio``: fail the task when more than 5% of the rows are rejected.
 DEFAULT_MAX_REJECT_RATIO = 0.05
@@ -107,18 +99,6 @@ class BrazeDeliveryOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        # Lineage: the staged input is an inlet, the Braze target an outlet.
-        self.braze_asset = braze_asset or default_braze_asset(self.kind, braze_conn_id)
-        if self.braze_asset not in self.outlets:
-            self.outlets = [*self.outlets, self.braze_asset]
-        if not self.inlets:
-            self.inlets = source_assets(source)
-        if not 1 <= batch_size <= self.max_batch_size:
-            raise ValueError(f"batch_size must be between 1 and {self.max_batch_size}, got {batch_size}")
-        if max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-        if not 0 <= max_reject_ratio <= 1:
-            raise ValueError(f"max_reject_ratio must be between 0 and 1, got {max_reject_ratio}")
         self.source = source
         self.format = format
         self.compression = compression
@@ -135,6 +115,85 @@ class BrazeDeliveryOperator(BaseOperator):
         self.force = force
         self.resend_uncertain = resend_uncertain
         self.progress_interval = progress_interval
+        if braze_asset is not None and not isinstance(braze_asset, Asset):
+            raise arguments.ArgumentError("braze_asset", braze_asset, "an airflow.sdk.Asset or None")
+        self.check_arguments(rendered=False)  # subclasses check again once they set their own
+        # Lineage: the staged input is an inlet, the Braze target an outlet.
+        self.braze_asset = braze_asset or default_braze_asset(self.kind, self.braze_conn_id)
+        if self.braze_asset not in self.outlets:
+            self.outlets = [*self.outlets, self.braze_asset]
+        if not self.inlets:
+            self.inlets = source_assets(self.source)
+
+    # -- arguments ---------------------------------------------------------------------------
+
+    def argument_checks(self) -> dict[str, Callable[[Any], Any]]:
+        """The check of each argument, by the attribute holding it.
+
+        The checks are those of :mod:`~airflow_provider_aiq_braze.arguments`; subclasses add theirs.
+        """
+        a = arguments
+        return {
+            "source": a.source,
+            "format": lambda v: a.choice("format", v, (None, *FORMATS)),
+            "compression": lambda v: a.choice("compression", v, COMPRESSIONS),
+            "source_conn_id": lambda v: a.text("source_conn_id", v, optional=True, what="a connection id"),
+            "braze_conn_id": lambda v: a.text("braze_conn_id", v, what="a connection id"),
+            "state_path": lambda v: a.storage_path("state_path", v),
+            "state_conn_id": lambda v: a.text("state_conn_id", v, optional=True, what="a connection id"),
+            "rejects_path": lambda v: a.storage_path("rejects_path", v),
+            "batch_size": lambda v: a.whole_number("batch_size", v, minimum=1, maximum=self.max_batch_size),
+            "max_workers": lambda v: a.whole_number("max_workers", v, minimum=1),
+            "max_reject_ratio": lambda v: a.number("max_reject_ratio", v, minimum=0, maximum=1),
+            "is_dry_run": lambda v: a.flag("dry_run", v),
+            "force": lambda v: a.flag("force", v),
+            "resend_uncertain": lambda v: a.flag("resend_uncertain", v),
+            "progress_interval": lambda v: a.number("progress_interval", v, minimum=0.001),
+        }
+
+    def check_arguments(self, *, rendered: bool = True) -> None:
+        """Check every argument and keep its normalised value.
+
+        Called by the constructor (``rendered=False``: a templated argument given as text, or as
+        an XComArg, is checked once Airflow rendered it) and after Airflow renders the templates,
+        before anything is read or sent.
+
+        :param rendered: whether templated arguments hold their rendered values.
+        :raises ArgumentError: naming the argument, what was given and what is accepted.
+        """
+        for attribute, check in self.argument_checks().items():
+            value = getattr(self, attribute, _NOT_SET)
+            if value is _NOT_SET:
+                continue  # a subclass sets it after the base constructor, and checks it then
+            if not rendered and attribute in self.template_fields and _resolved_later(value):
+                continue
+            setattr(self, attribute, check(value))
+
+    def check_locations(self) -> None:
+        """Refuse, before anything is read or sent, a ``state_path`` or ``rejects_path`` that cannot be
+        written (nothing is created): the message names the argument and the fix.
+
+        :raises StorageError: see :func:`~airflow_provider_aiq_braze.storage.check_writable`.
+        """
+        state = self.state_path or default_state_root()
+        check_writable(state, argument="state_path", conn_id=self.state_conn_id)
+        if self.rejects_path:
+            check_writable(
+                self.rejects_path, argument="rejects_path", conn_id=self.state_conn_id, is_file=True
+            )
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render the templated arguments, then check them (a bad value fails the task without retry).
+
+        :param context: the task context.
+        :param jinja_env: the Jinja environment.
+        """
+        super().render_template_fields(context, jinja_env)
+        try:
+            self.check_arguments()
+        except ContractError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self._rendered_and_checked = True
 
     # -- what subclasses provide -------------------------------------------------------------
 
@@ -172,6 +231,12 @@ class BrazeDeliveryOperator(BaseOperator):
         """Read, validate, batch, send, record, and return the run's accounting."""
         started = time.monotonic()
         try:
+            if not getattr(self, "_rendered_and_checked", False):  # execute called directly, unrendered
+                self.check_arguments()
+            self.check_locations()
+        except (ContractError, StorageError) as exc:
+            raise AirflowFailException(str(exc)) from None
+        try:
             files = locate(
                 self.source, conn_id=self.source_conn_id, format=self.format, compression=self.compression
             )
@@ -198,7 +263,7 @@ class BrazeDeliveryOperator(BaseOperator):
             self.prepare(hook, context, paths)
             progress = Progress(
                 self.log,
-                total_bytes=_total_size(files),
+                total_bytes=total_size(files),
                 interval=self.progress_interval,
                 bytes_read=bytes_read,
             )
@@ -280,63 +345,6 @@ class BrazeDeliveryOperator(BaseOperator):
             on_accepted=self.on_accepted,
         )
 
-    def read_staged(
-        self,
-        files: list[StagedFile],
-        progress: Progress,
-        *,
-        required_columns: Sequence[str] = (),
-        any_of_columns: Sequence[Sequence[str]] = (),
-    ) -> Iterator[StagedRow | Rejected]:
-        """Stream the rows of every file; unreadable rows come back as rejects.
-
-        :param files: the located input files.
-        :param progress: to report each finished file.
-        :param required_columns: columns every file must have.
-        :param any_of_columns: groups of columns of which each file must have at least one.
-        """
-        for file in files:
-            for row in read_rows(file, required_columns=required_columns, any_of_columns=any_of_columns):
-                if row.error is not None:
-                    yield unreadable_reject(row)
-                else:
-                    yield row
-            progress.file_done(_file_size(file))
-
-    def read_staged_batches(
-        self,
-        files: list[StagedFile],
-        progress: Progress,
-        *,
-        required_columns: Sequence[str] = (),
-        any_of_columns: Sequence[Sequence[str]] = (),
-    ) -> Iterator[tuple[str, pa.RecordBatch] | Rejected]:
-        """Stream every file as Arrow record batches; unreadable rows come back as rejects.
-
-        Each batch comes with its file's URI and has the row numbers in :data:`ROW_NUMBER_COLUMN`.
-        CSV and JSON Lines columns are text (see
-        :func:`~airflow_provider_aiq_braze.staging.read_record_batches`).
-
-        :param files: the located input files.
-        :param progress: to report each finished file.
-        :param required_columns: columns every file must have.
-        :param any_of_columns: groups of columns of which each file must have at least one.
-        """
-        for file in files:
-            unreadable: list[StagedRow] = []
-            for batch in read_record_batches(
-                file,
-                required_columns=required_columns,
-                any_of_columns=any_of_columns,
-                on_reject=unreadable.append,
-                row_number_column=ROW_NUMBER_COLUMN,
-                batch_size=STAGED_BATCH_ROWS,
-            ):
-                yield from _as_rejects(unreadable)
-                yield file.uri, batch
-            yield from _as_rejects(unreadable)
-            progress.file_done(_file_size(file))
-
     @staticmethod
     def users_track_spec(array: str, max_objects: int, *, safe_to_retry: bool) -> RequestSpec:
         """A ``/users/track`` request carrying one array.
@@ -354,6 +362,22 @@ class BrazeDeliveryOperator(BaseOperator):
             template_for=lambda _group: template,
             safe_to_retry=safe_to_retry,
         )
+
+
+_NOT_SET = object()
+
+
+def _resolved_later(value: Any) -> bool:
+    """Whether Airflow gives a templated argument its final value only when the task runs.
+
+    Text is rendered by Jinja (and may come from XCom); an XComArg is resolved; so is a list holding
+    a template or an XComArg. Other values (a number, a dict, ``None``) are final as given.
+
+    :param value: the argument's value as given to the constructor.
+    """
+    if isinstance(value, list | tuple):  # a list of paths: resolved later when any item is templated
+        return any(arguments.is_template(item) or isinstance(item, XComArg) for item in value)
+    return isinstance(value, str | XComArg)
 
 
 class HookSender:
@@ -422,10 +446,14 @@ def source_assets(source: str | Sequence[str]) -> list[Asset]:
 
     :param source: the operator's ``source``.
     """
-    sources = [source] if isinstance(source, str) else list(source)
+    sources = list(source) if isinstance(source, list | tuple) else [source]
     assets = []
     for item in sources:
-        if not isinstance(item, str) or not item or "{{" in item or "{%" in item:
+        if isinstance(item, ObjectStoragePath):
+            item = str(item)
+        elif isinstance(item, os.PathLike):
+            item = os.fspath(item)
+        if not isinstance(item, str) or not item or arguments.is_template(item):
             return []
         if "://" in item:
             uri = item
@@ -433,7 +461,10 @@ def source_assets(source: str | Sequence[str]) -> list[Asset]:
             uri = f"file://{item}"
         else:
             return []
-        assets.append(Asset(name=uri, uri=uri))
+        try:
+            assets.append(Asset(name=uri, uri=uri))
+        except ValueError:  # a URI Airflow's Asset refuses (a reserved scheme, a very long name)
+            return []
     return assets
 
 
@@ -450,29 +481,3 @@ def task_identity(context: Context) -> TaskIdentity:
         map_index=int(getattr(ti, "map_index", -1) if getattr(ti, "map_index", -1) is not None else -1),
         try_number=int(getattr(ti, "try_number", 1) or 1),
     )
-
-
-def unreadable_reject(row: StagedRow) -> Rejected:
-    """The reject of a row a staging reader could not read, with the reader's reason.
-
-    :param row: the row, with ``error`` set.
-    """
-    return Rejected(row.file, row.row_number, row.error or "unreadable row", row.raw)
-
-
-def _as_rejects(unreadable: list[StagedRow]) -> Iterator[Rejected]:
-    """Rejects for the rows a reader could not read, emptying the list."""
-    for row in unreadable:
-        yield unreadable_reject(row)
-    unreadable.clear()
-
-
-def _file_size(file: StagedFile) -> int:
-    try:
-        return int(file.path.stat().st_size)
-    except (OSError, AttributeError, ValueError):
-        return 0
-
-
-def _total_size(files: list[StagedFile]) -> int:
-    return sum(_file_size(f) for f in files)

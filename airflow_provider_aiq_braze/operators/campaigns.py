@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_aiq_braze.braze.limits import MAX_REQUEST_BYTES, TRIGGER_MAX_RECIPIENTS
+import pyarrow as pa
+
+from airflow_provider_aiq_braze import arguments
+from airflow_provider_aiq_braze.braze.limits import (
+    MAX_REQUEST_BYTES,
+    SEND_ID_MAX_LENGTH,
+    TRIGGER_MAX_RECIPIENTS,
+)
 from airflow_provider_aiq_braze.braze.rules import properties_problem
-from airflow_provider_aiq_braze.contracts.common import ContractError
 from airflow_provider_aiq_braze.contracts.recipients import RecipientContract
 from airflow_provider_aiq_braze.delivery.batching import Batch, BodyTemplate
 from airflow_provider_aiq_braze.delivery.engine import RequestSpec
+from airflow_provider_aiq_braze.delivery.input import read_input
 from airflow_provider_aiq_braze.delivery.paths import RunPaths
 from airflow_provider_aiq_braze.delivery.progress import Progress
-from airflow_provider_aiq_braze.delivery.records import Deliverable, Record, Rejected, Skipped
+from airflow_provider_aiq_braze.delivery.records import BatchRows, Deliverable, Record, Rejected, Skipped
 from airflow_provider_aiq_braze.delivery.result import DeliveryCounts
 from airflow_provider_aiq_braze.hooks.braze import BrazeHook
 from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator
-from airflow_provider_aiq_braze.staging import StagedFile
+from airflow_provider_aiq_braze.staging import ROW_NUMBER_COLUMN, StagedBatch, StagedFile
 from airflow_provider_aiq_braze.storage import dumps
 
 if TYPE_CHECKING:
@@ -74,24 +81,50 @@ class BrazeCampaignTriggerOperator(BrazeDeliveryOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, **kwargs)
-        if send_id and create_send_id:
-            raise ValueError("give either send_id or create_send_id=True, not both")
         self.campaign_id = campaign_id
         self.trigger_properties = trigger_properties
         self.send_id = send_id
         self.create_send_id = create_send_id
-        self.send_to_existing_only = send_to_existing_only
-        self.attribute_columns = attribute_columns
-        self.external_id_column = external_id_column
-        self.braze_id_column = braze_id_column
-        self.campaign_id_column = campaign_id_column
-        self.trigger_properties_column = trigger_properties_column
-        self.property_columns = property_columns
-        self.identifier_preference = identifier_preference
+        # the contract checks its (non-templated) arguments; the campaign comes once rendered
+        self.contract = RecipientContract(
+            external_id_column=external_id_column,
+            braze_id_column=braze_id_column,
+            campaign_id_column=campaign_id_column,
+            trigger_properties_column=trigger_properties_column,
+            property_columns=property_columns,
+            attribute_columns=attribute_columns,
+            identifier_preference=identifier_preference,
+            send_to_existing_only=send_to_existing_only,
+        )
+        self.check_arguments(rendered=False)
         self._hook: BrazeHook | None = None
         self._send_ids: dict[str, str | None] = {}
         self._send_ids_path: Any = None
         self._campaigns: dict[str, dict[str, Any]] = {}
+
+    def argument_checks(self) -> dict[str, Callable[[Any], Any]]:
+        """The base operator's checks, plus the campaign, its trigger properties and ``send_id``."""
+        return {
+            **super().argument_checks(),
+            "campaign_id": lambda v: arguments.identifier_argument("campaign_id", v),
+            "trigger_properties": self._checked_trigger_properties,
+            "send_id": _checked_send_id,
+            "create_send_id": lambda v: arguments.flag("create_send_id", v),
+        }
+
+    def check_arguments(self, *, rendered: bool = True) -> None:
+        """Check every argument (see the base class), and that ``send_id`` and ``create_send_id`` exclude
+        each other.
+
+        :param rendered: whether templated arguments hold their rendered values.
+        """
+        super().check_arguments(rendered=rendered)
+        if getattr(self, "send_id", None) and getattr(self, "create_send_id", False):
+            raise arguments.ArgumentError(
+                "send_id",
+                self.send_id,
+                "None when create_send_id=True (give either send_id or create_send_id)",
+            )
 
     # -- engine hooks ------------------------------------------------------------------------
 
@@ -104,27 +137,7 @@ class BrazeCampaignTriggerOperator(BrazeDeliveryOperator):
         """
         self._hook = hook
         self._campaigns = {}
-        self.contract = RecipientContract(
-            external_id_column=self.external_id_column,
-            braze_id_column=self.braze_id_column,
-            campaign_id_column=self.campaign_id_column,
-            campaign_id=self.campaign_id or None,
-            trigger_properties_column=self.trigger_properties_column,
-            property_columns=self.property_columns,
-            attribute_columns=self.attribute_columns,
-            identifier_preference=self.identifier_preference,
-            send_to_existing_only=self.send_to_existing_only,
-        )
-        top = self._top_level_properties()
-        if top:
-            problem = properties_problem(
-                top,
-                max_bytes=self.contract.properties_max_bytes,
-                reserved=frozenset(),
-                what="trigger property",
-            )
-            if problem:
-                raise ContractError(f"trigger_properties: {problem}")
+        self.contract.campaign_id = self.campaign_id or None
         self._send_ids_path = paths.ledger.with_name(paths.ledger.stem + ".send_ids.json")
         self._send_ids = {}
         if self.create_send_id and self._send_ids_path.exists():
@@ -144,28 +157,49 @@ class BrazeCampaignTriggerOperator(BrazeDeliveryOperator):
     def records(self, files: list[StagedFile], progress: Progress) -> Iterator[Record]:
         """One record per staged row; a repeated recipient of a campaign is skipped.
 
+        Each staged batch is checked and serialized a batch at a time where it can be
+        (:meth:`RecipientContract.encode_batch`); the other rows go through
+        :meth:`RecipientContract.to_recipient`. Both give the same bodies for the same rows.
+
         :param files: the located input files.
         :param progress: to report each finished file.
         """
-        contract = self.contract
         seen: set[str] = set()
-        rows = self.read_staged(files, progress, any_of_columns=[contract.identifier_columns])
-        for row in rows:
-            if isinstance(row, Rejected):
-                yield row
+        for item in read_input(files, progress, any_of_columns=[self.contract.identifier_columns]):
+            if isinstance(item, Rejected):
+                yield item
+            else:
+                yield from self._batch_records(item, seen)
+
+    def _batch_records(self, staged: StagedBatch, seen: set[str]) -> Iterator[Record]:
+        """The recipients of one staged batch: the columnar path, the row path for the other rows.
+
+        :param staged: the batch.
+        :param seen: the recipients met so far in this run, by :meth:`RecipientContract.recipient_key`.
+        """
+        contract = self.contract
+        texts, campaigns, keys = contract.encode_batch(staged.columns)
+        if isinstance(staged.exact, pa.Array):  # JSON Lines rows whose columns do not hold them as they are
+            texts = [t if exact else None for t, exact in zip(texts, staged.exact.to_pylist(), strict=True)]
+        raw = BatchRows(staged.batch, ROW_NUMBER_COLUMN)
+        uri = staged.file
+        for index, number in enumerate(staged.row_numbers()):
+            text = texts[index]
+            if text is not None:  # positional: the fastest way to build one per row
+                yield _once(
+                    seen,
+                    str(keys[index]),
+                    Deliverable(uri, number, None, str(campaigns[index]), 1, raw, text),
+                )
                 continue
-            assert row.data is not None
-            mapped = contract.to_recipient(row.data)
+            data = staged.row(index)
+            mapped = contract.to_recipient(data)
             if isinstance(mapped, str):
-                yield Rejected(row.file, row.row_number, mapped, row.data)
+                yield Rejected(uri, number, mapped, data)
                 continue
             campaign, recipient = mapped
             key = contract.recipient_key(campaign, recipient)
-            if key in seen:
-                yield Skipped("duplicate recipient for the same campaign in this run")
-                continue
-            seen.add(key)
-            yield Deliverable(row.file, row.row_number, recipient, group=campaign, raw=row.data)
+            yield _once(seen, key, Deliverable(uri, number, recipient, group=campaign, raw=data))
 
     def on_accepted(self, batch: Batch, dispatch_id: str | None, earlier: bool) -> None:
         """Record the recipients and ``dispatch_id`` of each accepted batch per campaign.
@@ -193,21 +227,25 @@ class BrazeCampaignTriggerOperator(BrazeDeliveryOperator):
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _top_level_properties(self) -> dict[str, Any]:
-        value = self.trigger_properties
-        if isinstance(value, str):  # a Jinja template renders to text
-            try:
-                value = json.loads(value) if value.strip() else None
-            except (ValueError, RecursionError) as exc:
-                raise ContractError(
-                    f"trigger_properties is not valid JSON ({exc}): give a JSON object, e.g. "
-                    '{"offer": "10%"}, or a dict'
-                ) from None
-        if value and not isinstance(value, Mapping):
-            raise ContractError(
-                f"trigger_properties must be a JSON object (a dict), got {type(value).__name__}"
+    def _checked_trigger_properties(self, value: Any) -> dict[str, Any] | str | None:
+        """``trigger_properties``: a JSON object (a dict, or its text once rendered) Braze accepts."""
+        if value is None:
+            return None
+        properties = arguments.json_object("trigger_properties", value)
+        problem = properties_problem(
+            properties,
+            max_bytes=self.contract.properties_max_bytes,
+            reserved=frozenset(),
+            what="trigger property",
+        )
+        if problem:
+            raise arguments.ArgumentError(
+                "trigger_properties", value, f"properties Braze accepts ({problem})"
             )
-        return dict(value) if value else {}
+        return properties
+
+    def _top_level_properties(self) -> dict[str, Any]:
+        return dict(self.trigger_properties) if isinstance(self.trigger_properties, Mapping) else {}
 
     def _template_for(self, campaign: str) -> BodyTemplate:
         head: dict[str, Any] = {"campaign_id": campaign}
@@ -236,3 +274,25 @@ class BrazeCampaignTriggerOperator(BrazeDeliveryOperator):
             self._send_ids_path.write_text(json.dumps(self._send_ids))
             self.log.info("Created send_id %s for campaign %s (Braze allows 100 per day)", created, campaign)
         return self._send_ids[campaign]
+
+
+def _once(seen: set[str], key: str, recipient: Deliverable) -> Record:
+    """The recipient, or a skip when the same recipient of the same campaign came before in this run.
+
+    :param seen: the recipients met so far (updated).
+    :param key: this recipient's key.
+    :param recipient: its deliverable.
+    """
+    if key in seen:
+        return Skipped("duplicate recipient for the same campaign in this run")
+    seen.add(key)
+    return recipient
+
+
+def _checked_send_id(value: Any) -> str | None:
+    """``send_id``: 1 to 64 ASCII characters, or ``None``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.isascii() and len(value) <= SEND_ID_MAX_LENGTH:
+        return value
+    raise arguments.ArgumentError("send_id", value, f"1 to {SEND_ID_MAX_LENGTH} ASCII characters, or None")

@@ -7,13 +7,14 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from airflow_provider_aiq_braze.braze.limits import EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE
+from airflow_provider_aiq_braze.braze.limits import EVENT_PROPERTIES_MAX_BYTES
 from airflow_provider_aiq_braze.contracts.events import EventContract
 from airflow_provider_aiq_braze.delivery.engine import RequestSpec
+from airflow_provider_aiq_braze.delivery.input import read_input
 from airflow_provider_aiq_braze.delivery.progress import Progress
 from airflow_provider_aiq_braze.delivery.records import BatchRows, Deliverable, Record, Rejected
-from airflow_provider_aiq_braze.operators.base import ROW_NUMBER_COLUMN, BrazeDeliveryOperator
-from airflow_provider_aiq_braze.staging import StagedFile
+from airflow_provider_aiq_braze.operators.base import BrazeDeliveryOperator
+from airflow_provider_aiq_braze.staging import ROW_NUMBER_COLUMN, StagedBatch, StagedFile
 
 
 class BrazeEventExportOperator(BrazeDeliveryOperator):
@@ -31,8 +32,8 @@ class BrazeEventExportOperator(BrazeDeliveryOperator):
     :param property_columns: the columns that become properties (default: every other column).
     :param app_id_column: the optional ``app_id`` column.
     :param identifier_preference: which identifier to send when a row has both.
-    :param properties_max_bytes: the largest serialized properties object (default 50 KB, Braze's
-        conservative documented limit).
+    :param properties_max_bytes: the largest serialized properties object holding arrays or objects
+        (default 100 KB, Braze's current pages; 51200 for its older ones). Braze bounds no other.
     :param update_existing_only: only record events for users that already exist in Braze.
     """
 
@@ -49,7 +50,7 @@ class BrazeEventExportOperator(BrazeDeliveryOperator):
         property_columns: Sequence[str] | None = None,
         app_id_column: str | None = "app_id",
         identifier_preference: Sequence[str] = ("external_id", "braze_id"),
-        properties_max_bytes: int = EVENT_PROPERTIES_MAX_BYTES_CONSERVATIVE,
+        properties_max_bytes: int = EVENT_PROPERTIES_MAX_BYTES,
         update_existing_only: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -74,33 +75,25 @@ class BrazeEventExportOperator(BrazeDeliveryOperator):
     def records(self, files: list[StagedFile], progress: Progress) -> Iterator[Record]:
         """One record per staged row: the event, or the reason it is rejected.
 
-        CSV and Parquet are read as Arrow record batches and checked and serialized a batch at a
-        time (:meth:`EventContract.encode_batch`); rows that path does not take, and JSON Lines
-        (whose values keep their JSON types only row by row), go through
-        :meth:`EventContract.to_event`. Both give the same bodies for the same rows.
+        Each staged batch is checked and serialized a batch at a time where it can be
+        (:meth:`EventContract.encode_batch`, for the rows the batch holds exactly); the other rows
+        go through :meth:`EventContract.to_event`. Both give the same bodies for the same rows.
 
         :param files: the located input files.
         :param progress: to report each finished file.
         """
         contract = self.contract
-        columns: dict[str, Any] = {
-            "required_columns": contract.required_columns,
-            "any_of_columns": [contract.identifier_columns],
-        }
-        for file in files:
-            if file.format == "jsonl":
-                for row in self.read_staged([file], progress, **columns):
-                    if isinstance(row, Rejected):
-                        yield row
-                    else:
-                        assert row.data is not None
-                        yield self._record(row.file, row.row_number, row.data)
-                continue
-            for item in self.read_staged_batches([file], progress, **columns):
-                if isinstance(item, Rejected):
-                    yield item
-                else:
-                    yield from self._batch_records(*item)
+        staged = read_input(
+            files,
+            progress,
+            required_columns=contract.required_columns,
+            any_of_columns=[contract.identifier_columns],
+        )
+        for item in staged:
+            if isinstance(item, Rejected):
+                yield item
+            else:
+                yield from self._batch_records(item)
 
     def _record(self, file: str, row_number: int, data: dict[str, Any]) -> Record:
         """The row path: one row to its event, or to its reject."""
@@ -109,14 +102,20 @@ class BrazeEventExportOperator(BrazeDeliveryOperator):
             return Rejected(file, row_number, event, data)
         return Deliverable(file, row_number, event, raw=data)
 
-    def _batch_records(self, uri: str, batch: pa.RecordBatch) -> Iterator[Record]:
-        """The columnar path for one record batch, deferring to the row path row by row."""
-        numbers = batch.column(ROW_NUMBER_COLUMN).to_pylist()
-        rows = batch.drop_columns([ROW_NUMBER_COLUMN])
+    def _batch_records(self, staged: StagedBatch) -> Iterator[Record]:
+        """The columnar path for one staged batch, deferring to the row path row by row."""
+        numbers = staged.row_numbers()
+        rows = staged.columns
         texts = self.contract.encode_batch(rows)
-        deferred_indexes = pa.array([i for i, text in enumerate(texts) if text is None], pa.int64())
-        deferred = iter(rows.take(deferred_indexes).to_pylist())
-        raw = BatchRows(batch, ROW_NUMBER_COLUMN)
+        if isinstance(staged.exact, pa.Array):  # JSON Lines rows whose columns do not hold them as they are
+            texts = [t if exact else None for t, exact in zip(texts, staged.exact.to_pylist(), strict=True)]
+        deferred_at = [i for i, text in enumerate(texts) if text is None]
+        if staged.objects is not None:
+            deferred = iter([staged.objects[i] for i in deferred_at])
+        else:
+            deferred = iter(rows.take(pa.array(deferred_at, pa.int64())).to_pylist())
+        raw = BatchRows(staged.batch, ROW_NUMBER_COLUMN)
+        uri = staged.file
         for number, text in zip(numbers, texts, strict=True):
             if text is None:
                 yield self._record(uri, number, next(deferred))

@@ -10,14 +10,21 @@ from __future__ import annotations
 import ast
 import os
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_aiq_braze.staging.errors import StagingError
-from airflow_provider_aiq_braze.storage import StorageError, conn_id_of, is_local, protocol, storage_path
+from airflow_provider_aiq_braze.storage import (
+    StorageError,
+    conn_id_of,
+    is_local,
+    known_problem,
+    protocol,
+    storage_path,
+)
 
 #: Formats a staged file can have.
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
@@ -209,7 +216,7 @@ def _flatten(source: Any) -> Iterator[SourceItem]:
             yield text
     elif isinstance(source, bytes):
         raise StagingError(f"source must be text, not bytes: {source[:200]!r}")
-    elif isinstance(source, Iterable):
+    elif isinstance(source, Iterable) and not isinstance(source, Mapping):
         for item in source:
             yield from _flatten(item)
     elif source is not None:
@@ -235,7 +242,8 @@ def _storage_path(entry: SourceItem, conn_id: str | None) -> ObjectStoragePath:
     try:
         return storage_path(entry, conn_id)
     except StorageError as exc:
-        raise StagingError(str(exc), uri=str(entry)) from exc
+        message = known_problem(exc.__cause__ or exc, str(entry), argument="source", conn_id=conn_id)
+        raise StagingError(message or str(exc), uri=str(entry)) from exc
 
 
 def _child(base: ObjectStoragePath, fs_path: str) -> ObjectStoragePath:
@@ -248,6 +256,9 @@ def _child(base: ObjectStoragePath, fs_path: str) -> ObjectStoragePath:
 
 def _access_error(display: str, base: ObjectStoragePath, exc: BaseException) -> StagingError:
     conn_id = conn_id_of(base)
+    known = known_problem(exc, display, argument="source", conn_id=conn_id)
+    if known is not None:
+        return StagingError(known, uri=display)
     who = f"connection {conn_id!r}" if conn_id else "the worker's default credentials"
     return StagingError(
         f"cannot access {display}: {type(exc).__name__}: {exc}. Check that the path (bucket, "

@@ -50,7 +50,6 @@ def test_prefers_external_id_then_braze_id_and_preference_is_configurable() -> N
     ("overrides", "reason"),
     [
         ({"external_id": None}, "no identifier"),
-        ({"external_id": None, "braze_id": "not-a-braze-id"}, "24-character hexadecimal"),
         ({"event_name": ""}, "event name ('event_name') is empty"),
         ({"event_name": "x" * 256}, "256 characters"),
         ({"event_name": "$purchase"}, "starts with '$'"),
@@ -75,9 +74,18 @@ def test_event_name_property_is_reserved() -> None:
 
 
 def test_properties_size_limit_is_configurable() -> None:
-    row = _row(properties='{"a": "' + "x" * 200 + '"}')
+    # the limit applies to properties holding arrays or objects (a flat object has none: Braze's pages)
+    row = _row(properties='{"a": ["' + "x" * 200 + '"]}')
     assert isinstance(EventContract().to_event(row), dict)
     assert "bytes once serialized" in EventContract(properties_max_bytes=100).to_event(row)
+    flat = _row(properties='{"a": "' + "x" * 200 + '"}')
+    assert isinstance(EventContract(properties_max_bytes=100).to_event(flat), dict)
+
+
+def test_a_braze_id_is_any_text() -> None:
+    # Braze documents braze_id as a string, no format (this used to be refused unless 24 hex digits)
+    event = EventContract().to_event(_row(external_id=None, braze_id=" not-a-braze-id "))
+    assert isinstance(event, dict) and event["braze_id"] == "not-a-braze-id"
 
 
 def test_update_existing_only_flag() -> None:

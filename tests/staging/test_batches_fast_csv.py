@@ -19,7 +19,7 @@ import pytest
 from pytest_mock import MockerFixture
 
 from airflow_provider_aiq_braze.staging import CSV_FIELD_LIMIT, StagedRow, StagingError, read_record_batches
-from airflow_provider_aiq_braze.staging import read as read_module
+from airflow_provider_aiq_braze.staging import csv_arrow as read_module
 
 from ._util import one
 
@@ -62,7 +62,7 @@ def compare(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Outcome]:
     def check(path: Path, **kwargs: Any) -> Outcome:
         fast = _read(path, **kwargs)
         with monkeypatch.context() as m:
-            m.setattr(read_module, "_arrow_csv_batches", _no_fast_path)
+            m.setattr(read_module, "arrow_csv_batches", _no_fast_path)
             slow = _read(path, **kwargs)
         assert fast.error == slow.error
         assert fast.rejects == slow.rejects
@@ -83,14 +83,14 @@ def compare(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Outcome]:
 def fast_path_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
     """The (rows yielded, finished) of each fast-path run, recorded as it returns."""
     results: list[tuple[int, bool]] = []
-    real = read_module._arrow_csv_batches
+    real = read_module.arrow_csv_batches
 
     def recording(*args: Any) -> Generator[pa.RecordBatch, None, tuple[int, bool]]:
         result = yield from real(*args)
         results.append(result)
         return result
 
-    monkeypatch.setattr(read_module, "_arrow_csv_batches", recording)
+    monkeypatch.setattr(read_module, "arrow_csv_batches", recording)
     return results
 
 
@@ -191,7 +191,7 @@ def test_projection(stage: Callable[..., Path], compare: Callable[..., Outcome])
 
 def test_fast_path_is_used_for_a_clean_file(stage: Callable[..., Path], mocker: MockerFixture) -> None:
     path = stage("clean.csv", HEADER + "".join(_rows(1000)))
-    rows = mocker.spy(read_module, "_csv_rows")
+    rows = mocker.spy(read_module, "csv_rows")
     arrow = mocker.spy(pa_csv, "read_csv")
     batches = list(read_record_batches(one(path), row_number_column="n"))
     assert sum(b.num_rows for b in batches) == 1000
@@ -237,7 +237,7 @@ def test_switch_to_python_path_mid_file(
     monkeypatch: pytest.MonkeyPatch,
     damage: str,
 ) -> None:
-    monkeypatch.setattr(read_module, "_ARROW_CSV_BLOCK", 1 << 14)  # chunks of 16 KiB
+    monkeypatch.setattr(read_module, "ARROW_CSV_BLOCK", 1 << 14)  # chunks of 16 KiB
     bad = DAMAGE[damage]
     bad_bytes = bad if isinstance(bad, bytes) else bad.encode()
     before = (HEADER + "".join(_rows(LATE - 1)) + "\n\n").encode()  # blank lines are not counted
@@ -265,7 +265,7 @@ def test_field_limit(
     finished: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(read_module, "_ARROW_CSV_BLOCK", 1 << 21)  # so the fast path takes a 1 MiB line
+    monkeypatch.setattr(read_module, "ARROW_CSV_BLOCK", 1 << 21)  # so the fast path takes a 1 MiB line
     # Arrow takes fields of any length; the csv module stops at its field limit (the same here).
     long_row = "2," + "x" * (CSV_FIELD_LIMIT + extra) + ",3\n"
     out = compare(stage("long.csv", HEADER + "1,a,b\n" + long_row + "3,c,d\n"))
