@@ -25,15 +25,12 @@ from typing import Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_aiq_braze.braze.rules import RESERVED_ATTRIBUTE_NAMES, name_problem
+from airflow_provider_aiq_braze.contracts.errors import ContractError
 from airflow_provider_aiq_braze.contracts.identifiers import IDENTIFIER_KINDS, NotAnIdentifier, identifier
 
 _WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
 _TRUE_WORDS = frozenset({"true"})
 _FALSE_WORDS = frozenset({"false"})
-
-
-class ContractError(ValueError):
-    """An argument makes the operator's row contract or run unusable (raised before any row is read)."""
 
 
 class ArgumentError(ContractError):

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import Any
 
-from airflow_provider_aiq_braze.arguments import ContractError
+from airflow_provider_aiq_braze.contracts.errors import ContractError
 from airflow_provider_aiq_braze.contracts.identifiers import NotAnIdentifier, identifier
 
 _EPOCH_MS_THRESHOLD = 100_000_000_000  # numbers at or above are milliseconds (year 5138 in seconds)
